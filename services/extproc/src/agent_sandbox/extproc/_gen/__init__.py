@@ -1,0 +1,1 @@
+"""Generated protobuf/gRPC stubs (scripts/gen-protos-ctrlplane); do not edit by hand."""
