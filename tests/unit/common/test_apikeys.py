@@ -41,7 +41,7 @@ def test_hash_is_not_the_key():
     digest = hash_api_key(key)
     assert key[4:] not in digest
     assert len(digest) == 64
-    assert hash_prefix(digest) == digest[:8]
+    assert hash_prefix(digest) == digest[:16]
 
 
 @pytest.mark.parametrize("bad", ["", "asb_", "abc_" + "0" * 40, "asb_" + "0" * 39, "asb_" + "g" * 40])

@@ -3,7 +3,7 @@
 The E2B SDK (some versions) checks that a key starts with ``e2b_``; the same
 secret is therefore accepted as ``e2b_<hex>``. Hashing is over the 40-hex
 secret alone, so both spellings map to the same stored hash. The hash prefix
-(first 8 hex chars of the hash) names the key without revealing it.
+(first 16 hex chars of the hash, as in the Secret name) names the key without revealing it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import secrets
 KEY_PREFIX = "asb_"
 E2B_KEY_PREFIX = "e2b_"
 SECRET_HEX_LEN = 40
-HASH_PREFIX_LEN = 8
+HASH_PREFIX_LEN = 16
 
 _KEY_RE = re.compile(r"^(asb|e2b)_([0-9a-f]{40})$")
 

@@ -1,0 +1,18 @@
+"""RFC 3339 timestamps with second precision, the form Kubernetes status fields use."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

@@ -1,0 +1,1 @@
+"""Pydantic models of the native API; the OpenAPI document is generated from them."""

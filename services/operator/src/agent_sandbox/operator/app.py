@@ -1,0 +1,140 @@
+"""Composition of the operator process: caches, controllers, schedulers, services, probes.
+
+Start-up order: Kubernetes client → informers (pods indexed by pool, sandbox
+id and phase; pools) → lifecycle and history → schedulers and services
+(serve claims on every replica) → leader election running the pool
+controller and idle-timeout loop (one replica) → probe/metrics server.
+``stop`` fails queued claims promptly, stops the loops and releases the lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import aiohttp
+
+from agent_sandbox.common.logging import get_logger
+from agent_sandbox.operator import podview as pv
+from agent_sandbox.operator.controllers.idle_timeout import IdleTimeoutLoop
+from agent_sandbox.operator.controllers.pool_controller import PoolController, pool_key_of_pod
+from agent_sandbox.operator.dataplane import DataPlane
+from agent_sandbox.operator.kube.client import KubeClient, pods_path, pools_path
+from agent_sandbox.operator.kube.informer import Informer
+from agent_sandbox.operator.leader import LeaderElector
+from agent_sandbox.operator.lifecycle.actions import Lifecycle
+from agent_sandbox.operator.lifecycle.history import HistoryStore
+from agent_sandbox.operator.lifecycle.hooks import HookRunner
+from agent_sandbox.operator.metrics import OperatorMetrics
+from agent_sandbox.operator.probes import ProbeServer
+from agent_sandbox.operator.scheduling.registry import SchedulerRegistry
+from agent_sandbox.operator.services.pools import PoolService
+from agent_sandbox.operator.services.sandboxes import SandboxService
+from agent_sandbox.operator.settings import OperatorSettings
+
+log = get_logger(__name__)
+
+
+class Operator:
+    def __init__(self, settings: OperatorSettings, *, dataplane: DataPlane | None = None) -> None:
+        self.settings = settings
+        self.dataplane = dataplane
+        self.metrics = OperatorMetrics()
+        self.client: KubeClient | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._session: aiohttp.ClientSession | None = None
+        self.probes: ProbeServer | None = None
+        self.elector: LeaderElector | None = None
+
+    # Built in start(); typed here for users of a started operator.
+    pods: Informer
+    pools: Informer
+    history: HistoryStore
+    lifecycle: Lifecycle
+    schedulers: SchedulerRegistry
+    sandboxes: SandboxService
+    pool_service: PoolService
+    controller: PoolController
+    idle_loop: IdleTimeoutLoop
+
+    @property
+    def is_leader(self) -> bool:
+        return self.elector.is_leader if self.elector is not None else True
+
+    def ready(self) -> bool:
+        return self.client is not None and self.pods.synced.is_set() and self.pools.synced.is_set()
+
+    async def start(self) -> None:
+        s = self.settings
+        self.client = client = await KubeClient.from_kubeconfig(s.kubeconfig)
+        self.pods = Informer(client, pods_path(), kind="Pod", lag_s=s.informer_lag_s)
+        self.pods.add_index("pool", lambda p: [k] if (k := pool_key_of_pod(p)) else [])
+        self.pods.add_index("sandbox-id", lambda p: [sid] if (sid := pv.sandbox_id(p)) else [])
+        self.pods.add_index("phase", lambda p: [pv.sandbox_phase(p)] if pv.pool_name(p) else [])
+        self.pools = Informer(client, pools_path(), kind="SandboxPool", lag_s=s.informer_lag_s)
+        self.history = HistoryStore(ttl_s=s.history_ttl_s)
+        self.lifecycle = Lifecycle(client, self.history, self.metrics)
+        self.schedulers = SchedulerRegistry(client, self.pods, self.metrics)
+        self.sandboxes = SandboxService(client, self.pods, self.pools, self.lifecycle, self.schedulers,
+                                        self.metrics, cluster_id=s.cluster_id, dataplane=self.dataplane,
+                                        gateway_base_url=s.gateway_base_url)
+        self.schedulers._on_orphan = self.sandboxes.release_orphan
+        self.pool_service = PoolService(client, self.pools, self.pods)
+        self._session = aiohttp.ClientSession()
+        hook_headers = {"Authorization": f"Bearer {s.admin_key}"} if s.admin_key else {}
+        hooks = HookRunner(s.gateway_base_url, client._api.configuration, self._session, hook_headers)
+        self.controller = PoolController(client, self.pods, self.pools, self.lifecycle, self.metrics,
+                                         hooks=hooks, dataplane=self.dataplane,
+                                         notify_idle=self.schedulers.notify_idle,
+                                         forget_pool=self.schedulers.forget,
+                                         unhealthy_grace_s=s.unhealthy_idle_grace_s,
+                                         requeue_s=s.reconcile_requeue_s)
+        self.idle_loop = IdleTimeoutLoop(client, self.pods, self.pools, self.lifecycle, self.dataplane,
+                                         interval_s=s.idle_check_interval_s,
+                                         dataplane_grace_s=s.dataplane_grace_s)
+        self.pods.add_handler(self.schedulers.on_pod_event)
+        self.pods.add_handler(self.controller.on_pod_event)
+        self.pools.add_handler(self.controller.on_pool_event)
+        self._tasks.append(asyncio.create_task(self.pods.run(), name="informer:pods"))
+        self._tasks.append(asyncio.create_task(self.pools.run(), name="informer:pools"))
+        if s.leader_elect:
+            self.elector = LeaderElector(client, s.lease_namespace, s.lease_name, s.identity,
+                                         lease_s=s.lease_duration_s, renew_s=s.lease_renew_s,
+                                         retry_s=min(2.0, s.lease_renew_s))
+            self._tasks.append(asyncio.create_task(self.elector.run(self._lead), name="leader"))
+        else:
+            self._tasks.append(asyncio.create_task(self._lead(), name="controllers"))
+        self.probes = ProbeServer(s.metrics_listen, self)
+        await self.probes.start()
+        await asyncio.wait_for(asyncio.gather(self.pods.synced.wait(), self.pools.synced.wait()), 60)
+        log.info("operator started", cluster_id=s.cluster_id, identity=s.identity,
+                 metrics=self.probes.address)
+
+    async def _lead(self) -> None:
+        await asyncio.gather(self.controller.run(), self.idle_loop.run())
+
+    async def stop(self) -> None:
+        if self.client is None:
+            return
+        await self.schedulers.stop()
+        for task in reversed(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self.probes is not None:
+            await self.probes.stop()
+        if self._session is not None:
+            await self._session.close()
+        if self.dataplane is not None:
+            await self.dataplane.close()
+        await self.client.close()
+        self.client = None
+
+    async def __aenter__(self) -> Operator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

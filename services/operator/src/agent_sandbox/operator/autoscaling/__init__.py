@@ -1,0 +1,1 @@
+"""Pool autoscaler decisions (reactive and proactive scale-up, stabilised scale-down)."""

@@ -1,0 +1,21 @@
+"""What the operator needs from the data plane (ExtProc's control-plane service).
+
+A protocol rather than the gRPC client itself, so the lifecycle code states
+its contract (best-effort route push/evict, last-activity map or ``None`` when
+unreachable) and runs without a data plane when none is configured. The real
+implementation is :class:`agent_sandbox.extproc.client.ControlPlaneClient`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class DataPlane(Protocol):
+    async def push_route(self, sandbox_id: str, namespace: str, pod_name: str) -> bool: ...
+
+    async def evict_route(self, sandbox_id: str) -> bool: ...
+
+    async def get_last_active(self) -> dict[str, str] | None: ...
+
+    async def close(self) -> None: ...

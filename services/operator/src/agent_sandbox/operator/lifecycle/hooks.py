@@ -1,0 +1,137 @@
+"""Post-start hooks (behaviour §11): run once a sandbox is Running.
+
+Actions come from the ``post-start-hooks`` annotation, each either
+``{"exec": {"command": [...]}}`` (``sh -c`` in container[0] through
+pods/exec, 30 s) or ``{"httpPost": {"port", "path", "body", "headers"}}``
+(``POST <gateway>/sandboxes/<id>/<port><path>``, 15 s, non-2xx fails), retried
+with backoff 200 ms doubling, 5 attempts, cap 10 s. The outcome is written to the
+pod (``post-start-hooks-status``) so whichever replica serves the create can
+wait for it; a hook that keeps failing fails the sandbox (it is not usable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio.stream import WsApiClient
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent_sandbox.common import vocabulary as v
+from agent_sandbox.common.logging import get_logger
+from agent_sandbox.operator import podview as pv
+
+ANN_HOOKS_STATUS = v.PREFIX + "post-start-hooks-status"
+HOOKS_DONE = "done"
+HOOKS_FAILED_PREFIX = "failed: "
+EXEC_TIMEOUT_S = 30.0
+HTTP_TIMEOUT_S = 15.0
+RETRY_STEPS = 5
+RETRY_BASE_S = 0.2
+RETRY_CAP_S = 10.0
+
+log = get_logger(__name__)
+
+
+class ExecAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    command: list[str] | str
+
+
+class HttpPostAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    port: int = Field(ge=1, le=65535)
+    path: str = "/"
+    body: Any = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class HookAction(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    exec_: ExecAction | None = Field(default=None, alias="exec")
+    httpPost: HttpPostAction | None = None
+
+
+class HookError(Exception):
+    pass
+
+
+def parse_hooks(raw: Any) -> list[HookAction]:
+    """Validated hook list; raises ValueError with a readable message."""
+    if raw in (None, ""):
+        return []
+    if not isinstance(raw, list):
+        raise ValueError("postStartHooks must be a list")
+    try:
+        hooks = [HookAction.model_validate(item) for item in raw]
+    except ValidationError as exc:
+        raise ValueError(f"invalid post-start hook: {exc.errors()[0]['msg']}") from exc
+    for hook in hooks:
+        if (hook.exec_ is None) == (hook.httpPost is None):
+            raise ValueError("each post-start hook needs exactly one of exec or httpPost")
+    return hooks
+
+
+def hooks_status(pod: pv.Pod) -> str:
+    return pv.annotations(pod).get(ANN_HOOKS_STATUS, "")
+
+
+class HookRunner:
+    """Runs hooks; one per operator, sharing the HTTP session and the Kubernetes configuration."""
+
+    def __init__(self, gateway_base_url: str, kube_configuration: k8s.Configuration | None,
+                 session: aiohttp.ClientSession, headers: dict[str, str] | None = None) -> None:
+        self._gateway = gateway_base_url.rstrip("/")
+        self._kube_conf = kube_configuration
+        self._session = session
+        self._headers = dict(headers or {})
+
+    async def run(self, pod: pv.Pod) -> str:
+        """Run all hooks of ``pod``; returns an empty string on success, else the failure message."""
+        try:
+            hooks = parse_hooks(pv.json_annotation(pod, v.ANN_POST_START_HOOKS, []))
+        except ValueError as exc:
+            return str(exc)
+        for i, hook in enumerate(hooks):
+            delay = RETRY_BASE_S
+            for attempt in range(RETRY_STEPS):
+                try:
+                    await self._run_one(pod, hook)
+                    break
+                except Exception as exc:
+                    if attempt == RETRY_STEPS - 1:
+                        return f"post-start hook {i} failed: {exc}"
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_CAP_S)
+        return ""
+
+    async def _run_one(self, pod: pv.Pod, hook: HookAction) -> None:
+        if hook.httpPost is not None:
+            await self._http_post(pod, hook.httpPost)
+        elif hook.exec_ is not None:
+            await self._exec(pod, hook.exec_)
+
+    async def _http_post(self, pod: pv.Pod, action: HttpPostAction) -> None:
+        if not self._gateway:
+            raise HookError("httpPost hooks need the data-plane gateway URL")
+        path = action.path if action.path.startswith("/") else f"/{action.path}"
+        url = f"{self._gateway}/sandboxes/{pv.sandbox_id(pod)}/{action.port}{path}"
+        async with self._session.post(url, json=action.body, headers={**self._headers, **action.headers},
+                                      timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_S)) as resp:
+            if not 200 <= resp.status < 300:
+                raise HookError(f"POST {path} on port {action.port} answered {resp.status}")
+
+    async def _exec(self, pod: pv.Pod, action: ExecAction) -> None:
+        if self._kube_conf is None:
+            raise HookError("exec hooks need a Kubernetes configuration")
+        script = action.command if isinstance(action.command, str) else " ".join(action.command)
+        containers = pv.containers(pod)
+        async with WsApiClient(configuration=self._kube_conf) as ws:
+            api = k8s.CoreV1Api(api_client=ws)
+            out = await asyncio.wait_for(api.connect_get_namespaced_pod_exec(
+                pv.name(pod), pv.namespace(pod), command=["sh", "-c", script],
+                container=containers[0].get("name") if containers else None,
+                stderr=True, stdin=False, stdout=True, tty=False), EXEC_TIMEOUT_S)
+        log.debug("exec hook finished", pod=pv.key(pod), output_bytes=len(out or ""))

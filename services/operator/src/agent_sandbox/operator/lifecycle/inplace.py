@@ -1,0 +1,233 @@
+"""In-place image update: the patches and the completion rules (behaviour §7).
+
+A claim or a release changes ``spec.containers[i].image`` of a live pod — the
+only mutable container field — and records enough state in the
+``inplace-update-state`` annotation to tell when the kubelet has finished:
+
+* the container reports the target image (normalised reference) and is
+  running, **or** its containerID changed to a new, running container.
+  Matching by image name (not by imageID against a baseline) is what keeps the
+  unpullable-image rollback and the digest-identical-images cases from
+  deadlocking (openkruise/agents#773, openkruise/kruise#1493).
+* no state annotation means complete.
+
+Everything here is pure: it returns JSON merge patches that carry the read
+``metadata.resourceVersion``, so the API server rejects a write based on a
+stale read with 409 — the optimistic claim.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from agent_sandbox.common import vocabulary as v
+from agent_sandbox.operator import podview as pv
+from agent_sandbox.operator.images import same_image
+from agent_sandbox.operator.timeutil import format_time, parse_time
+
+STATE_STARTING = "starting"
+STATE_STOPPING = "stopping"
+STATE_COMPLETED = "completed"
+
+
+class UnexpectedPodPhase(Exception):
+    """The pod's phase label is not the one the caller read (someone else moved it)."""
+
+
+class PodNotReady(Exception):
+    """The same-image fast path needs a running pod."""
+
+
+@dataclass(slots=True)
+class UpdateOptions:
+    """One in-place transition: towards ``running`` (claim) or ``idle`` (release)."""
+
+    target_phase: str
+    images: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    remove_labels: list[str] = field(default_factory=list)
+    annotations: dict[str, str] = field(default_factory=dict)
+    remove_annotations: list[str] = field(default_factory=list)
+    expected_phase: str | None = None
+
+
+def read_state(pod: pv.Pod) -> dict[str, Any] | None:
+    state = pv.json_annotation(pod, v.ANN_INPLACE_UPDATE_STATE, None)
+    return state if isinstance(state, dict) else None
+
+
+def _dump(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _metadata_patch(pod: pv.Pod, opts: UpdateOptions, phase_label: str) -> dict[str, Any]:
+    labels: dict[str, str | None] = {k: None for k in opts.remove_labels}
+    labels.update(opts.labels)
+    labels[v.LABEL_SANDBOX_PHASE] = phase_label
+    annotations: dict[str, str | None] = {k: None for k in opts.remove_annotations}
+    annotations.update(opts.annotations)
+    return {"resourceVersion": pv.resource_version(pod), "labels": labels, "annotations": annotations}
+
+
+def _stable_statuses(pod: pv.Pod, names: list[str]) -> dict[str, dict[str, Any]]:
+    statuses = pv.container_statuses(pod)
+    return {
+        n: {"containerID": statuses.get(n, {}).get("containerID", ""),
+            "restartCount": statuses.get(n, {}).get("restartCount", 0)}
+        for n in names
+    }
+
+
+def transition_phase(target_phase: str) -> str:
+    return STATE_STARTING if target_phase == v.SandboxPhase.RUNNING else STATE_STOPPING
+
+
+def build_trigger_patch(pod: pv.Pod, opts: UpdateOptions, now: datetime) -> tuple[dict[str, Any], bool]:
+    """The merge patch for ``opts`` and whether it completes at once (same-image fast path)."""
+    current_phase = pv.sandbox_phase(pod)
+    if opts.expected_phase is not None and current_phase != opts.expected_phase:
+        raise UnexpectedPodPhase(f"pod {pv.key(pod)} is {current_phase or 'unlabelled'}, "
+                                 f"expected {opts.expected_phase}")
+    current = pv.container_images(pod)
+    unknown = sorted(set(opts.images) - set(current))
+    if unknown:
+        raise ValueError(f"pod {pv.key(pod)} has no container named {', '.join(unknown)}")
+    changed = {n: img for n, img in opts.images.items() if not same_image(current[n], img)}
+    target_images = {n: opts.images.get(n, img) for n, img in current.items()}
+    first = pv.containers(pod)[0].get("name", "") if current else ""
+    stamp = format_time(now)
+    state: dict[str, Any] = {
+        "targetImage": target_images.get(first, ""),
+        "targetImages": target_images,
+        "targetPodPhase": opts.target_phase,
+        "updateTimestamp": stamp,
+    }
+    starting = opts.target_phase == v.SandboxPhase.RUNNING
+    if starting and not changed:
+        if pv.kube_phase(pod) != "Running" or not pv.pod_ready(pod):
+            raise PodNotReady(f"pod {pv.key(pod)} is not running and ready")
+        state.update(phase=STATE_COMPLETED, lastContainerStatuses={},
+                     stableContainerStatuses=_stable_statuses(pod, list(opts.images) or [first]))
+        meta = _metadata_patch(pod, opts, v.SandboxPhase.RUNNING.value)
+        meta["annotations"].update({v.ANN_STARTED_AT: stamp, v.ANN_LAST_ACTIVE: stamp,
+                                    v.ANN_INPLACE_UPDATE_STATE: _dump(state)})
+        return {"metadata": meta}, True
+    statuses = pv.container_statuses(pod)
+    state.update(
+        phase=transition_phase(opts.target_phase),
+        lastContainerStatuses={
+            n: {"imageID": statuses.get(n, {}).get("imageID", ""),
+                "containerID": statuses.get(n, {}).get("containerID", "")}
+            for n in changed
+        },
+        stableContainerStatuses={},
+    )
+    meta = _metadata_patch(pod, opts, state["phase"])
+    meta["annotations"][v.ANN_INPLACE_UPDATE_STATE] = _dump(state)
+    patch: dict[str, Any] = {"metadata": meta}
+    if changed:
+        patch["spec"] = {"containers": [
+            {**c, "image": changed[c.get("name", "")]} if c.get("name", "") in changed else c
+            for c in pv.containers(pod)
+        ]}
+    return patch, False
+
+
+def update_complete(pod: pv.Pod) -> bool:
+    """True when the kubelet has finished the swap recorded in the state annotation."""
+    state = read_state(pod)
+    if state is None or state.get("phase") == STATE_COMPLETED:
+        return True
+    spec_images = pv.container_images(pod)
+    for name, image in (state.get("targetImages") or {}).items():
+        if name in spec_images and not same_image(spec_images[name], image):
+            return False
+    statuses = pv.container_statuses(pod)
+    targets = state.get("targetImages") or {}
+    for name, last in (state.get("lastContainerStatuses") or {}).items():
+        status = statuses.get(name)
+        if status is None or not pv.is_running(status):
+            return False
+        cid = status.get("containerID", "")
+        if not (same_image(status.get("image"), targets.get(name)) or (cid and cid != last.get("containerID"))):
+            return False
+    return True
+
+
+def image_pull_failure(pod: pv.Pod) -> tuple[str, str] | None:
+    """``(reason, message)`` when a container being swapped cannot pull its target image."""
+    state = read_state(pod)
+    if state is None or state.get("phase") == STATE_COMPLETED:
+        return None
+    statuses = pv.container_statuses(pod)
+    for name in state.get("lastContainerStatuses") or {}:
+        status = statuses.get(name) or {}
+        reason = pv.waiting_reason(status)
+        if reason in pv.IMAGE_PULL_FAILURES:
+            return reason, pv.waiting_message(status) or f"container {name} cannot pull its image"
+    return None
+
+
+def has_unexpected_restart(pod: pv.Pod) -> tuple[str, dict[str, Any]] | None:
+    """The targeted container of a running sandbox that was restarted (crash, OOM), with its status."""
+    state = read_state(pod)
+    if state is None or state.get("phase") != STATE_COMPLETED or state.get("targetPodPhase") != "running":
+        return None
+    statuses = pv.container_statuses(pod)
+    for name, stable in (state.get("stableContainerStatuses") or {}).items():
+        stable_id = stable.get("containerID", "")
+        status = statuses.get(name)
+        if not stable_id or status is None:
+            continue
+        if status.get("containerID", "") != stable_id:
+            return name, status
+    return None
+
+
+def build_complete_patch(
+    pod: pv.Pod,
+    now: datetime,
+    idle_labels: dict[str, str] | None = None,
+    extra_remove_annotations: tuple[str, ...] = (),
+) -> dict[str, Any] | None:
+    """Patch moving a finished Starting pod to Running or a finished Stopping pod to Idle (None: nothing to do).
+
+    Going idle clears the sandbox-id label and every sandbox annotation in the
+    same write, so a new claim can never see half of the previous tenant.
+    ``idle_labels`` restores pool-level values of caller labels (team/user).
+    """
+    state = read_state(pod) or {}
+    phase = pv.sandbox_phase(pod)
+    if phase not in (STATE_STARTING, STATE_STOPPING) or state.get("phase") == STATE_COMPLETED:
+        return None
+    target = state.get("targetPodPhase") or (
+        v.SandboxPhase.RUNNING.value if phase == STATE_STARTING else v.SandboxPhase.IDLE.value)
+    stamp = format_time(now)
+    done = {**state, "phase": STATE_COMPLETED, "lastContainerStatuses": {}, "updateTimestamp": stamp}
+    labels: dict[str, str | None] = {v.LABEL_SANDBOX_PHASE: target}
+    annotations: dict[str, str | None] = {}
+    if target == v.SandboxPhase.RUNNING:
+        done["stableContainerStatuses"] = _stable_statuses(pod, list(state.get("targetImages") or {}))
+        annotations.update({v.ANN_STARTED_AT: stamp, v.ANN_LAST_ACTIVE: stamp})
+    else:
+        done["stableContainerStatuses"] = {}
+        for key in (v.LABEL_SANDBOX_ID, v.LABEL_MANAGED_BY, v.LABEL_TEAM, v.LABEL_USER):
+            labels[key] = None
+        labels.update(idle_labels or {})
+        for key in (*v.SANDBOX_ANNOTATIONS, *extra_remove_annotations):
+            if key in pv.annotations(pod):
+                annotations[key] = None
+    annotations[v.ANN_INPLACE_UPDATE_STATE] = _dump(done)
+    return {"metadata": {"resourceVersion": pv.resource_version(pod), "labels": labels,
+                         "annotations": annotations}}
+
+
+def phase_since(pod: pv.Pod) -> datetime | None:
+    """When the pod entered its current phase (state timestamp, else creation time)."""
+    state = read_state(pod)
+    stamp = parse_time(state.get("updateTimestamp")) if state else None
+    return stamp or pv.created_at(pod)

@@ -1,0 +1,63 @@
+"""One scheduler per pool, created on first use and routed pod events by pool.
+
+Bounded by the number of pools: a pool's scheduler is stopped and dropped
+when the pool is deleted.
+"""
+
+from __future__ import annotations
+
+from agent_sandbox.operator import podview as pv
+from agent_sandbox.operator.kube.client import KubeClient
+from agent_sandbox.operator.kube.informer import Informer
+from agent_sandbox.operator.metrics import OperatorMetrics
+from agent_sandbox.operator.scheduling.scheduler import OrphanHandler, PoolScheduler
+
+
+class SchedulerRegistry:
+    def __init__(self, client: KubeClient, pods: Informer, metrics: OperatorMetrics,
+                 on_orphan: OrphanHandler | None = None, *, queue_capacity: int | None = None) -> None:
+        self._client = client
+        self._pods = pods
+        self._metrics = metrics
+        self._on_orphan = on_orphan
+        self._queue_capacity = queue_capacity
+        self._schedulers: dict[str, PoolScheduler] = {}
+        self._closed = False
+
+    def get(self, namespace: str, pool: str) -> PoolScheduler:
+        key = f"{namespace}/{pool}"
+        sched = self._schedulers.get(key)
+        if sched is None:
+            kwargs = {"queue_capacity": self._queue_capacity} if self._queue_capacity else {}
+            sched = PoolScheduler(namespace, pool, self._client, self._pods, self._metrics,
+                                  on_orphan=self._on_orphan, **kwargs)
+            self._schedulers[key] = sched
+            if not self._closed:
+                sched.start()
+        return sched
+
+    def on_pod_event(self, event: str, old: pv.Pod | None, new: pv.Pod | None) -> None:
+        pod = new or old
+        if pod is None:
+            return
+        sched = self._schedulers.get(f"{pv.namespace(pod)}/{pv.pool_name(pod)}")
+        if sched is not None:
+            sched.on_pod_event(event, old, new)
+
+    def notify_idle(self, pool_key: str) -> None:
+        sched = self._schedulers.get(pool_key)
+        if sched is not None:
+            sched.notify_idle_available()
+
+    async def forget(self, pool_key: str) -> None:
+        sched = self._schedulers.pop(pool_key, None)
+        if sched is not None:
+            await sched.stop()
+
+    async def stop(self) -> None:
+        self._closed = True
+        for key in list(self._schedulers):
+            await self.forget(key)
+
+    def __len__(self) -> int:
+        return len(self._schedulers)

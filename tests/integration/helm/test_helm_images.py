@@ -1,0 +1,88 @@
+"""The service images the chart runs: each Dockerfile's install step really yields the commands the chart calls.
+
+No container engine runs here, so the Dockerfile's own build-stage steps (its COPY sources and its
+``uv sync`` line, read from the file, not restated) are replayed into a scratch directory; the resulting
+environment must accept the exact container args the chart renders.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from helm_worker import REPO
+
+IGNORE = shutil.ignore_patterns(".venv", "__pycache__", "*.egg-info", ".pytest_cache")
+
+#: image -> (Deployment, container) of the chart running it
+IMAGES = {"operator": ("agent-sandbox-operator", "operator"), "extproc": ("agent-sandbox-data-plane", "extproc")}
+
+
+def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    text = dockerfile.read_text().replace("\\\n", " ")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    return [(ln.split(None, 1)[0].upper(), ln.split(None, 1)[1] if " " in ln else "") for ln in lines]
+
+
+def _build_stage(instructions: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    starts = [i for i, (op, _) in enumerate(instructions) if op == "FROM"]
+    assert len(starts) == 2, "expected a build stage and a runtime stage"
+    return instructions[starts[0]:starts[1]]
+
+
+def _env(args: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in shlex.split(args))
+
+
+@pytest.mark.parametrize("image", sorted(IMAGES))
+def test_image_install_step_provides_what_the_chart_runs(image, rendered, tmp_path):
+    dockerfile = REPO / "services" / image / "Dockerfile"
+    instructions = _instructions(dockerfile)
+    build = _build_stage(instructions)
+    src, venv = tmp_path / "src", tmp_path / "app" / ".venv"
+    env = {**os.environ}
+    for op, args in build:
+        if op == "ENV":
+            env.update(_env(args))
+        elif op == "COPY":
+            *sources, dest = shlex.split(args)
+            for source in sources:
+                origin, target = REPO / source, src / dest / (Path(source).name if dest.endswith("/") else "")
+                if origin.is_dir():
+                    shutil.copytree(origin, src / dest, ignore=IGNORE, dirs_exist_ok=True)
+                else:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(origin, target if dest.endswith("/") else src / dest)
+    (run,) = [args for op, args in build if op == "RUN" and args.startswith("uv sync")]
+    assert env.get("UV_PROJECT_ENVIRONMENT") == "/app/.venv"
+    env["UV_PROJECT_ENVIRONMENT"] = str(venv)
+    for name in [n for n in env if n.startswith("VIRTUAL_ENV")]:
+        del env[name]
+    done = subprocess.run(shlex.split(run), cwd=src, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    # The runtime stage: agent-sandbox is the entry point, the user is the chart's non-root user.
+    runtime = instructions[[i for i, (op, _) in enumerate(instructions) if op == "FROM"][1]:]
+    assert ("ENTRYPOINT", '["agent-sandbox"]') in runtime
+    user = next(args for op, args in runtime if op == "USER")
+    pod_security = rendered("default").get("Deployment", IMAGES[image][0])["spec"]["template"]["spec"][
+        "securityContext"]
+    assert user == f"{pod_security['runAsUser']}:{pod_security['runAsGroup']}"
+    assert ("COPY", "--from=build /app/.venv /app/.venv") in runtime
+
+    # The installed command accepts the chart's container args exactly.
+    args = rendered("default").container(*IMAGES[image])["args"]
+    parse = "import sys; from agent_sandbox.common.cli import build_parser; build_parser().parse_args(sys.argv[1:])"
+    checked = subprocess.run([str(venv / "bin" / "python"), "-c", parse, *args], capture_output=True, text=True,
+                             timeout=60, check=False)
+    assert checked.returncode == 0, checked.stderr
+    if image == "extproc":  # the same image runs the data plane's Envoy container
+        version = subprocess.run([str(venv / "bin" / "envoy"), "--version"], capture_output=True, text=True,
+                                 timeout=60, check=False)
+        assert re.search(r"/1\.\d+\.\d+/", version.stdout), version.stdout + version.stderr

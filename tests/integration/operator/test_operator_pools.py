@@ -1,0 +1,164 @@
+"""Pool scaling, replacement of broken pods, templates, deletion, autoscaling and probes."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+from conftest import CALLER, IDLE, WORK, OpEnv, wait_until
+
+from agent_sandbox.common import vocabulary as v
+from agent_sandbox.operator.kube.client import pods_path, pools_path, templates_path
+from agent_sandbox.operator.services.errors import AlreadyExists, InvalidRequest, NotFound
+from agent_sandbox.operator.services.models import CreatePoolRequest, CreateSandboxRequest, UpdatePoolRequest
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+async def test_scale_up_and_down_never_deletes_a_running_sandbox(env: OpEnv) -> None:
+    await env.create_pool("scale", replicas=2)
+    await env.wait_idle("scale", 2)
+    rec = await env.operator.sandboxes.create(CreateSandboxRequest(poolName="scale", wait=True), CALLER)
+    await env.operator.pool_service.scale("default", "scale", 4)
+    await wait_until(lambda: env.counts("scale")["idle"] == 3, 10, "scaled up to 4")
+    await env.operator.pool_service.scale("default", "scale", 0)
+    await wait_until(lambda: sum(env.counts("scale").values()) - env.counts("scale")["unavailableIdle"] == 1,
+                     10, "idle pods deleted")
+    pods = await env.pods("scale")
+    assert [p["metadata"]["name"] for p in pods] == [rec["podName"]]
+    assert pods[0]["metadata"]["labels"][v.LABEL_SANDBOX_PHASE] == "running"
+    await env.operator.sandboxes.delete(rec["sandboxId"])
+    await wait_until(lambda: len(env.operator.pods.by_index("pool", "default/scale")) == 0, 10,
+                     "recycled pod removed once idle")
+    with pytest.raises(InvalidRequest):
+        await env.operator.pool_service.scale("default", "scale", 100_000)
+
+
+async def test_evicted_pod_is_recorded_and_replaced(env: OpEnv) -> None:
+    await env.create_pool("evict", replicas=2)
+    await env.wait_idle("evict", 2)
+    rec = await env.operator.sandboxes.create(CreateSandboxRequest(poolName="evict", wait=True), CALLER)
+    await env.kube.merge_patch(pods_path("default", rec["podName"]),
+                               {"metadata": {"annotations": {"sim.agentsandbox.io/evict": "true"}}})
+    await wait_until(lambda: (env.operator.lifecycle.history.find(rec["sandboxId"]) or {}).get("status") == "Failed",
+                     10, "failed record for the evicted sandbox")
+    assert env.operator.lifecycle.history.find(rec["sandboxId"])["failureReason"] == "Evicted"
+    await env.wait_idle("evict", 2)
+    names = {p["metadata"]["name"] for p in await env.pods("evict")}
+    assert rec["podName"] not in names
+
+
+async def test_idle_pods_stuck_in_image_pull_backoff_are_replaced_without_overcreation(env: OpEnv) -> None:
+    await env.create_pool("broken", replicas=2, idle="idle/broken:pullerror")
+    seen: set[str] = set()
+    max_live = 0
+
+    async def replaced() -> bool:
+        nonlocal max_live
+        pods = await env.pods("broken")
+        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        max_live = max(max_live, len(live))
+
+        seen.update(p["metadata"]["name"] for p in pods)
+        return len(seen) >= 4
+
+    await wait_until(replaced, 20, "stuck idle pods replaced", interval=0.1)
+    assert max_live <= 2, "never more live pods than replicas"
+    pool = env.operator.pools.get("default/broken")
+    await wait_until(lambda: (env.operator.pools.get("default/broken") or {}).get("status", {}).get("phase")
+                     == "Degraded", 10, "pool reports Degraded")
+    assert pool is not None
+
+
+async def test_pool_from_template_with_overrides(env: OpEnv) -> None:
+    template = {
+        "apiVersion": v.API_VERSION, "kind": v.TEMPLATE_KIND,
+        "metadata": {"name": "py-tpl", "annotations": {v.ANN_DOCS: "# docs"}},
+        "spec": {"version": "v1.2.0", "idleImage": IDLE, "runtimes": [{"name": "envd", "port": 49983}],
+                 "template": {"spec": {"containers": [{"name": "main", "image": WORK, "resources": {
+                     "requests": {"cpu": "250m", "memory": "256Mi"}}}]}}},
+    }
+    await env.kube.create(templates_path(), template)
+    req = CreatePoolRequest(name="tpl", templateName="py-tpl", replicas=1,
+                            overrides={"image": "python:3.12", "resourceMultiplier": 2})
+    pool = await env.operator.pool_service.create(req, CALLER)
+    assert pool["metadata"]["annotations"][v.ANN_TEMPLATE_VERSION] == "v1.2.0"
+    assert pool["metadata"]["labels"][v.LABEL_TEAM] == "team-a"
+    await env.wait_idle("tpl", 1)
+    pod = (await env.pods("tpl"))[0]
+    assert pod["spec"]["containers"][0]["resources"]["requests"] == {"cpu": "500m", "memory": "512Mi"}
+    assert pod["spec"]["containers"][0]["image"] == IDLE
+    rec = await env.operator.sandboxes.create(CreateSandboxRequest(poolName="tpl", wait=True), CALLER)
+    assert rec["containerImages"]["main"] == "python:3.12"
+    await env.operator.sandboxes.delete(rec["sandboxId"])
+    with pytest.raises(AlreadyExists):
+        await env.operator.pool_service.create(req, CALLER)
+    with pytest.raises(NotFound):
+        await env.operator.pool_service.create(CreatePoolRequest(name="x", templateName="missing"), CALLER)
+
+
+async def test_pool_validation(env: OpEnv) -> None:
+    spec = {"template": {"spec": {"containers": [{"name": "main", "image": WORK}]}}}
+    with pytest.raises(InvalidRequest, match="idleImage"):
+        await env.operator.pool_service.create(CreatePoolRequest(name="v1", spec=spec), CALLER)
+    with pytest.raises(InvalidRequest, match="differ"):
+        await env.operator.pool_service.create(
+            CreatePoolRequest(name="v2", spec={**spec, "idleImage": "docker.io/library/python:3.11"}), CALLER)
+    with pytest.raises(InvalidRequest, match="within"):
+        await env.operator.pool_service.create(CreatePoolRequest(name="v3", replicas=5, minReplicas=0, maxReplicas=2,
+                                                                 spec={**spec, "idleImage": IDLE,
+                                                                       "autoscaling": {"enabled": True}}), CALLER)
+
+
+async def test_pool_deletion_cleans_every_pod_and_finalizer(env: OpEnv) -> None:
+    await env.create_pool("doomed", replicas=2)
+    await env.wait_idle("doomed", 2)
+    rec = await env.operator.sandboxes.create(CreateSandboxRequest(poolName="doomed", wait=True), CALLER)
+    await env.operator.pool_service.delete("default", "doomed")
+    await wait_until(lambda: env.operator.pools.get("default/doomed") is None, 15, "pool gone")
+    assert await env.pods("doomed") == []
+    assert env.operator.lifecycle.history.find(rec["sandboxId"])["failureReason"] == "PoolDeleted"
+    with pytest.raises(NotFound):
+        await env.operator.pool_service.get("default", "doomed")
+
+
+async def test_scale_to_zero_wakes_on_a_request_and_shrinks_back(env: OpEnv) -> None:
+    auto = {"enabled": True,
+            "scaleUpPolicy": {"mode": "Default", "cooldownSeconds": 0, "idleThresholdSeconds": 0},
+            "scaleDownPolicy": {"idleTimeoutSeconds": 1, "stabilizationSeconds": 0, "protectionWindowSeconds": 1}}
+    await env.create_pool("zero", replicas=0, minReplicas=0, maxReplicas=2, autoscaling=auto)
+    rec = await env.operator.sandboxes.create(CreateSandboxRequest(poolName="zero", startupTimeout="20s",
+                                                                   wait=True), CALLER)
+    assert rec["status"] == "Running"
+    pool = await env.operator.pool_service.get("default", "zero")
+    assert pool["spec"]["replicas"] >= 1 and pool["status"].get("lastScaleUpTime")
+    await env.operator.sandboxes.delete(rec["sandboxId"])
+    await wait_until(lambda: (env.operator.pools.get("default/zero") or {}).get("spec", {}).get("replicas") == 0,
+                     20, "autoscaler scaled back to zero")
+    await wait_until(lambda: len(env.operator.pods.by_index("pool", "default/zero")) == 0, 20, "pods removed")
+    with pytest.raises(InvalidRequest):
+        await env.operator.pool_service.update("default", "zero", UpdatePoolRequest(replicas=5))
+
+
+async def test_status_subresource_and_kubectl_visible_counts(env: OpEnv) -> None:
+    await env.create_pool("stat", replicas=1)
+    await env.wait_idle("stat", 1)
+    await wait_until(lambda: (env.operator.pools.get("default/stat") or {}).get("status", {}).get("idleReplicas")
+                     == 1, 10, "status written")
+    raw = await env.kube.get(pools_path("default", "stat"))
+    assert v.FINALIZER_POOL in raw["metadata"]["finalizers"]
+    assert raw["status"]["phaseSelectors"]["running"].endswith("sandbox-phase=running")
+
+
+async def test_probe_endpoints_and_metrics(env: OpEnv) -> None:
+    base = f"http://{env.operator.probes.address}"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{base}/healthz") as resp:
+            assert resp.status == 200
+        async with session.get(f"{base}/readyz") as resp:
+            assert resp.status == 200 and (await resp.json())["leader"] is True
+        async with session.get(f"{base}/metrics") as resp:
+            text = await resp.text()
+    for name in ("agentsandbox_sandbox_create_total", "agentsandbox_sandboxpool_replicas_idle",
+                 "agentsandbox_schedule_cas_outcome_total", "agentsandbox_sandbox_claim_duration_seconds_bucket",
+                 "agentsandbox_inplace_update_total"):
+        assert name in text, name

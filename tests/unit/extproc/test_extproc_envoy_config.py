@@ -1,0 +1,46 @@
+"""The shipped Envoy config renders, passes `envoy --mode validate`, and keeps the contract settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from agent_sandbox.extproc.envoy_config import EnvoyPorts, envoy_binary, render, template_path, validate
+
+
+def test_template_is_the_deploy_file() -> None:
+    assert template_path().name == "envoy.yaml" and template_path().parent.name in ("envoy", "extproc")
+
+
+def test_rendered_config_is_valid_for_envoy(tmp_path: Path) -> None:
+    assert Path(envoy_binary()).is_file()
+    path = tmp_path / "envoy.yaml"
+    path.write_text(render(EnvoyPorts(listen_port=18092, extproc_port=19002, admin_port=19901)))
+    result = validate(path)
+    assert result.returncode == 0, result.stderr + result.stdout
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(path.read_text().replace("type: ORIGINAL_DST", "type: NO_SUCH_TYPE", 1))
+    assert validate(broken).returncode != 0
+
+
+def test_contract_settings() -> None:
+    cfg = yaml.safe_load(render(EnvoyPorts(listen_port=1, extproc_port=2, admin_port=3)))
+    listener = cfg["static_resources"]["listeners"][0]
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    assert listener["address"]["socket_address"]["port_value"] == 1
+    assert hcm["stream_idle_timeout"] == "3600s"
+    assert hcm["upgrade_configs"] == [{"upgrade_type": "websocket"}]
+    ext = hcm["http_filters"][0]["typed_config"]
+    assert ext["failure_mode_allow"] is False
+    assert ext["processing_mode"]["request_header_mode"] == "SEND"
+    assert {v for k, v in ext["processing_mode"].items() if k != "request_header_mode"} <= {"SKIP", "NONE"}
+    routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    assert [r["route"]["cluster"] for r in routes] == [
+        "cross_cluster_gateway_tls", "cross_cluster_gateway_plain", "original_dst_cluster"]
+    assert all(r["route"]["timeout"] == "3600s" and r["route"]["idle_timeout"] == "3600s" for r in routes)
+    clusters = {c["name"]: c for c in cfg["static_resources"]["clusters"]}
+    assert clusters["original_dst_cluster"]["original_dst_lb_config"] == {
+        "use_http_header": True, "http_header_name": "x-agentsandbox-dst"}
+    ep = clusters["ext_proc_cluster"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
+    assert ep["endpoint"]["address"]["socket_address"]["port_value"] == 2
