@@ -4,8 +4,9 @@ Starts ``agent-sandbox localcluster`` as a subprocess (so client and server do n
 then measures with a raw aiohttp client over keep-alive connections:
 
 * ``patch``: merge PATCH of a Pod label carrying ``metadata.resourceVersion`` (the claim CAS shape) at
-  concurrency 1 and 64 — p50/p99 latency and ops/s; every request must succeed (no 409: each worker
-  owns its pods and tracks their versions).
+  concurrency 1 and 64 (closed loop) — p50/p99 latency and ops/s; every request must succeed (no 409:
+  each worker owns its pods and tracks their versions). With 64 clients always waiting, mean latency is
+  64 / throughput (Little's law), so ``patch_paced`` also measures latency at a fixed 2,000 PATCH/s.
 * ``watch``: 1 and 10 concurrent watches while 10,000 Pods are created (concurrency 64) — time until every
   watcher has received every ADDED event; plus the initial-state replay of 10,000 Pods to 10 new watches.
 
@@ -90,6 +91,40 @@ async def bench_patch(session: aiohttp.ClientSession, versions: dict[str, str], 
             "mean_ms": round(statistics.fmean(latencies) * 1000, 3)}
 
 
+async def bench_patch_paced(session: aiohttp.ClientSession, versions: dict[str, str], rate: float,
+                            ops: int, max_in_flight: int = 64) -> dict[str, Any]:
+    """Open-loop PATCHes at a fixed rate (≤ max_in_flight outstanding); latency counted from the scheduled
+    start, so queueing behind a slow server is included (no coordinated omission)."""
+    names = sorted(versions)
+    latencies: list[float] = []
+    counter = iter(range(ops))
+    headers = {"Content-Type": "application/merge-patch+json"}
+    start = time.perf_counter() + 0.05
+
+    async def worker(index: int) -> None:
+        mine = names[index::max_in_flight]
+        for n in counter:
+            scheduled = start + n / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            name = mine[n % len(mine)]
+            body = orjson.dumps({"metadata": {"resourceVersion": versions[name], "labels": {"seq": str(n)}}})
+            async with session.patch(f"/api/v1/namespaces/{NS}/pods/{name}", data=body, headers=headers) as resp:
+                payload = await resp.read()
+                if resp.status != 200:
+                    raise RuntimeError(f"patch failed {resp.status}: {payload[:200]!r}")
+            latencies.append(time.perf_counter() - scheduled)
+            versions[name] = orjson.loads(payload)["metadata"]["resourceVersion"]
+
+    await asyncio.gather(*(worker(i) for i in range(max_in_flight)))
+    elapsed = time.perf_counter() - start
+    return {"target_rate": rate, "max_in_flight": max_in_flight, "ops": ops,
+            "achieved_ops_per_s": round(ops / elapsed, 1),
+            "p50_ms": round(_percentile(latencies, 50) * 1000, 3),
+            "p99_ms": round(_percentile(latencies, 99) * 1000, 3)}
+
+
 async def _watch_until(session: aiohttp.ClientSession, params: dict[str, str], expected: int,
                        ready: asyncio.Event | None = None) -> float:
     """Count ADDED events on a raw watch stream; return the monotonic time the last one arrived."""
@@ -149,6 +184,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     await bench_patch(session, versions, 1, max(1, args.patch_ops // 5)),
                     await bench_patch(session, versions, 64, args.patch_ops),
                 ]}
+                results["patch_paced"] = await bench_patch_paced(session, versions, 2000.0, args.patch_ops)
                 results["watch_live"] = [await bench_watch_live(session, 1, args.pods, "w1")]
                 results["watch_live"].append(await bench_watch_live(session, 10, args.pods, "w10"))
                 results["watch_initial"] = await bench_watch_initial(session, 10, args.pods * 2 + args.patch_pods)

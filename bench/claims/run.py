@@ -1,12 +1,13 @@
 """Claim benchmark: latency percentiles and throughput of sandbox creates from a warm pool.
 
-Runs the embedded API server with a ``sim`` node and a real operator in one
-process, fills a pool with N idle pods, then for each concurrency level claims
+Runs the embedded API server with a ``sim`` node (as its own process, like a
+real control plane; ``--in-process`` shares the event loop) and a real
+operator, fills a pool with N idle pods, then for each concurrency level claims
 N sandboxes (``wait=False``: the claim itself; ``wait=True``: until Running
 with the in-place image swap done) and releases them again. Prints one JSON
 document.
 
-    uv run python bench/claims/run.py [--pods 100] [--concurrency 1 20 100] [--lag-ms 0]
+    uv run python bench/claims/run.py [--pods 100] [--concurrency 1 20 100] [--lag-ms 0] [--in-process]
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 import yaml
 
 from agent_sandbox.common.logging import configure_logging
-from agent_sandbox.localcluster.app import LocalCluster
+from agent_sandbox.localcluster.app import LocalCluster, LocalClusterProcess
 from agent_sandbox.operator.app import Operator
 from agent_sandbox.operator.services.models import Caller, CreatePoolRequest, CreateSandboxRequest
 from agent_sandbox.operator.settings import OperatorSettings
@@ -40,8 +41,8 @@ def pct(values: list[float], q: float) -> float:
     return round(ordered[idx] * 1000, 2)
 
 
-async def wait_idle(op: Operator, n: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_idle(op: Operator, n: int, within_s: float = 120) -> None:
+    deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         c = op.pool_service.counts("default", "bench")
         if c["idle"] == n and c["unavailableIdle"] == 0 and c["running"] + c["starting"] + c["stopping"] == 0:
@@ -77,7 +78,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     state = Path(tempfile.mkdtemp(prefix="bench-claims-"))
     (state / "node").mkdir()
     (state / "node" / "sim.yaml").write_text(yaml.safe_dump(SIM))
-    async with LocalCluster(state_dir=state, persist=False, node="sim") as cluster:
+    cluster_cm: Any = (LocalCluster(state_dir=state, persist=False, node="sim") if args.in_process
+                       else LocalClusterProcess(state_dir=state, node="sim"))
+    async with cluster_cm as cluster:
         settings = OperatorSettings(kubeconfig=str(cluster.kubeconfig), metrics_listen="127.0.0.1:0",
                                     lease_namespace="default", informer_lag_s=args.lag_ms / 1000,
                                     reconcile_requeue_s=1.0)
@@ -90,6 +93,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             fill_s = time.perf_counter() - t0
             results = [await run_level(op, args.pods, c, wait) for wait in (False, True) for c in args.concurrency]
     return {"benchmark": "claims", "pods": args.pods, "informer_lag_ms": args.lag_ms,
+            "cluster": "in-process" if args.in_process else "subprocess",
             "pool_fill_seconds": round(fill_s, 2), "results": results}
 
 
@@ -98,6 +102,7 @@ if __name__ == "__main__":
     parser.add_argument("--pods", type=int, default=100)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 20, 100])
     parser.add_argument("--lag-ms", type=float, default=0.0, help="artificial informer lag")
+    parser.add_argument("--in-process", action="store_true", help="run the API server in this process")
     configure_logging(level="error")
     logging.getLogger().setLevel(logging.ERROR)
     print(json.dumps(asyncio.run(main(parser.parse_args())), indent=2))

@@ -32,7 +32,7 @@ from kubernetes_asyncio import client, config
 from agent_sandbox.common.ids import new_sandbox_id
 from agent_sandbox.common.logging import configure_logging
 from agent_sandbox.common.vocabulary import LABEL_SANDBOX_ID, LABEL_SANDBOX_PHASE
-from agent_sandbox.extproc.envoy_config import EnvoyPorts, render
+from agent_sandbox.extproc.envoy_config import EnvoyPorts, extproc_token, render
 from agent_sandbox.extproc.envoy_process import EnvoyProcess
 from agent_sandbox.localcluster.app import LocalCluster
 
@@ -168,6 +168,48 @@ async def start_extproc(kubeconfig: Path, workers: int) -> tuple[asyncio.subproc
     raise RuntimeError("extproc not ready")
 
 
+async def measure_pair(base: EnvoyProcess, kubeconfig: Path, workers: int, headers: dict[str, str],
+                       work: Path, args: argparse.Namespace) -> dict:
+    """Envoy alone, then Envoy + extproc with ``workers`` processes, back to back (the machine is shared)."""
+    d = args.duration
+    base_lat = await wrk(base.url + "/", headers, threads=1, connections=1, duration=d)
+    base_pid = base.process.pid if base.process else 0
+    bcpu0 = cpu_seconds([base_pid])
+    base_tp = await wrk(base.url + "/", headers, threads=2, connections=args.connections, duration=d)
+    base_tp["envoy_cpu_us_per_request"] = round((cpu_seconds([base_pid]) - bcpu0) / max(base_tp["rps"] * d, 1) * 1e6, 1)
+    proc, listen = await start_extproc(kubeconfig, workers)
+    try:
+        ports = EnvoyPorts(listen_port=free_port(), admin_port=free_port(), extproc_port=listen,
+                           listen_address="127.0.0.1", extproc_token=extproc_token(ADMIN_KEY))
+        async with EnvoyProcess(ports, work / f"ext{workers}", concurrency=args.envoy_concurrency) as env:
+            await wrk(env.url + "/", headers, threads=1, connections=1, duration=1)  # warm-up
+            lat = await wrk(env.url + "/", headers, threads=1, connections=1, duration=d)
+            pids = _tree(proc.pid)
+            envoy_pid = env.process.pid if env.process else 0
+            cpu0, ecpu0 = cpu_seconds(pids), cpu_seconds([envoy_pid])
+            tp = await wrk(env.url + "/", headers, threads=2, connections=args.connections, duration=d)
+            total = max(tp["rps"] * d, 1)
+            tp["extproc_cpu_us_per_request"] = round((cpu_seconds(pids) - cpu0) / total * 1e6, 1)
+            tp["envoy_cpu_us_per_request"] = round((cpu_seconds([envoy_pid]) - ecpu0) / total * 1e6, 1)
+    finally:
+        proc.terminate()
+        await proc.wait()
+    return {
+        "extproc_workers": workers,
+        "envoy_alone": {"latency": base_lat, "throughput": base_tp},
+        "envoy_extproc": {"latency": lat, "throughput": tp},
+        "added_p50_ms": round(lat["p50_ms"] - base_lat["p50_ms"], 3),
+        "added_p99_ms": round(lat["p99_ms"] - base_lat["p99_ms"], 3),
+        "throughput_ratio": round(tp["rps"] / base_tp["rps"], 3),
+        # Load-independent view on a shared machine: data-plane CPU per request, with and without.
+        "dataplane_cpu_us_per_request": {
+            "envoy_alone": base_tp["envoy_cpu_us_per_request"],
+            "envoy_with_extproc": tp["envoy_cpu_us_per_request"],
+            "extproc": tp["extproc_cpu_us_per_request"],
+        },
+    }
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", default="1,2", help="comma-separated extproc worker counts")
@@ -188,10 +230,9 @@ async def main() -> None:
     try:
         async with LocalCluster() as cluster:
             if args.upstream == "envoy":
-                up_envoy = EnvoyProcess(EnvoyPorts(listen_port=up_port, admin_port=free_port()), work / "up",
-                                        config_text=direct_response_config(up_port, free_port()))
-                up_envoy.ports = EnvoyPorts(listen_port=up_port, admin_port=int(
-                    yaml.safe_load(up_envoy.config_text or "")["admin"]["address"]["socket_address"]["port_value"]))
+                up_admin = free_port()
+                up_envoy = EnvoyProcess(EnvoyPorts(listen_port=up_port, admin_port=up_admin), work / "up",
+                                        config_text=direct_response_config(up_port, up_admin))
                 await up_envoy.start()
             else:
                 up_runner = await aiohttp_upstream(up_port)
@@ -207,38 +248,11 @@ async def main() -> None:
                     "status": {"phase": "Running", "podIP": "127.0.0.1"}},
                     _content_type="application/merge-patch+json")
             base_ports = EnvoyPorts(listen_port=free_port(), admin_port=free_port(), listen_address="127.0.0.1")
+            headers = {"x-sandbox-id": sid, "x-sandbox-port": str(up_port)}
             async with EnvoyProcess(base_ports, work / "base", concurrency=args.envoy_concurrency,
                                     config_text=baseline_config(base_ports, up_port)) as base:
-                headers = {"x-sandbox-id": sid, "x-sandbox-port": str(up_port)}
-                base_lat = await wrk(base.url + "/", headers, threads=1, connections=1, duration=args.duration)
-                base_tp = await wrk(base.url + "/", headers, threads=2, connections=args.connections,
-                                    duration=args.duration)
-                results["envoy_alone"] = {"latency": base_lat, "throughput": base_tp}
-            for n in [int(x) for x in args.workers.split(",")]:
-                proc, listen = await start_extproc(cluster.kubeconfig, n)
-                try:
-                    ports = EnvoyPorts(listen_port=free_port(), admin_port=free_port(), extproc_port=listen,
-                                       listen_address="127.0.0.1")
-                    async with EnvoyProcess(ports, work / f"ext{n}", concurrency=args.envoy_concurrency) as env:
-                        await wrk(env.url + "/", headers, threads=1, connections=1, duration=1)  # warm-up
-                        lat = await wrk(env.url + "/", headers, threads=1, connections=1, duration=args.duration)
-                        pids = _tree(proc.pid)
-                        envoy_pid = env.process.pid if env.process else 0
-                        cpu0, ecpu0 = cpu_seconds(pids), cpu_seconds([envoy_pid])
-                        tp = await wrk(env.url + "/", headers, threads=2, connections=args.connections,
-                                       duration=args.duration)
-                        total = tp["rps"] * args.duration
-                        tp["extproc_cpu_us_per_request"] = round((cpu_seconds(pids) - cpu0) / total * 1e6, 1)
-                        tp["envoy_cpu_us_per_request"] = round((cpu_seconds([envoy_pid]) - ecpu0) / total * 1e6, 1)
-                finally:
-                    proc.terminate()
-                    await proc.wait()
-                results["runs"].append({
-                    "extproc_workers": n, "latency": lat, "throughput": tp,
-                    "added_p50_ms": round(lat["p50_ms"] - base_lat["p50_ms"], 3),
-                    "added_p99_ms": round(lat["p99_ms"] - base_lat["p99_ms"], 3),
-                    "throughput_ratio": round(tp["rps"] / base_tp["rps"], 3),
-                })
+                for n in [int(x) for x in args.workers.split(",")]:
+                    results["runs"].append(await measure_pair(base, cluster.kubeconfig, n, headers, work, args))
     finally:
         if up_envoy is not None:
             await up_envoy.stop()

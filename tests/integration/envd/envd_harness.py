@@ -162,13 +162,23 @@ def run_driver(python: Path, scenarios: str, env: dict[str, str], timeout: float
     return json.loads(lines[-1])
 
 
-def connect_call(base_url: str, method: str, message: dict, headers: dict[str, str] | None = None,
+def connect_envelope(*messages: dict) -> bytes:
+    """Connect streaming request body: one data envelope (flag 0, big-endian length) per JSON message."""
+    encoded = [json.dumps(m).encode() for m in messages]
+    return b"".join(b"\x00" + len(e).to_bytes(4, "big") + e for e in encoded)
+
+
+def connect_call(base_url: str, method: str, message: dict | list[dict], headers: dict[str, str] | None = None,
                  stream: bool = False, timeout: float = 10.0) -> tuple[int, list[tuple[int, dict]]]:
-    """One Connect-JSON call without an SDK: (HTTP status, [(envelope flag, message)])."""
-    body = json.dumps(message).encode()
+    """One Connect-JSON call without an SDK: (HTTP status, [(envelope flag, message)]).
+
+    ``stream`` uses the streaming protocol; a list of messages is a client stream.
+    """
     content_type = "application/connect+json" if stream else "application/json"
     if stream:
-        body = b"\x00" + len(body).to_bytes(4, "big") + body
+        body = connect_envelope(*(message if isinstance(message, list) else [message]))
+    else:
+        body = json.dumps(message).encode()
     request = urllib.request.Request(
         f"{base_url}/{method}", data=body, method="POST",
         headers={"content-type": content_type, "connect-protocol-version": "1", **(headers or {})},

@@ -120,7 +120,9 @@ def files(sbx: Sandbox) -> dict:
     out["read_bytes"] = list(sbx.files.read(f"{BASE}/rel.bin", format="bytes"))
     stream = sbx.files.read(f"{BASE}/dir/a.txt", format="stream")
     out["read_stream"] = b"".join(stream).decode()
-    out["owner"] = sbx.files.get_info(f"{BASE}/dir/a.txt").owner if SDK >= (2, 0) else None
+    out["owner"] = sbx.files.get_info(f"{BASE}/dir/a.txt").owner
+    sbx.files.write(f"{BASE}/root-owned.txt", "r", user="root")
+    out["owner_as_root"] = sbx.files.get_info(f"{BASE}/root-owned.txt").owner
     sbx.files.make_dir(f"{BASE}/dir/sub/deeper")
     sbx.files.write(f"{BASE}/dir/sub/deeper/z.txt", "z")
     out["list_1"] = sorted(e.name for e in sbx.files.list(f"{BASE}/dir"))

@@ -9,10 +9,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from envd_harness import Envd, connect_call, start_envd
+from envd_harness import Envd, connect_call, connect_envelope, start_envd
 
+from agent_sandbox.envd import ENVD_VERSION
 from agent_sandbox.envd._gen.filesystem import filesystem_pb
 
 TOKEN = "test-token-0123456789"
@@ -52,7 +54,8 @@ def test_rpcs_need_the_access_token(envd_tok: Envd) -> None:
 
 
 def test_http_routes_and_init(envd_tok: Envd) -> None:
-    assert http(f"{envd_tok.url}/health")[0] == 204
+    with urllib.request.urlopen(f"{envd_tok.url}/health", timeout=5) as resp:
+        assert resp.status == 204 and resp.headers["x-envd-version"] == ENVD_VERSION
     assert http(f"{envd_tok.url}/envs")[0] == 401
     init = json.dumps({"envVars": {"FROM_INIT": "yes"}}).encode()
     assert http(f"{envd_tok.url}/init", "POST", init, {"content-type": "application/json"})[0] == 401, (
@@ -80,6 +83,10 @@ def test_files_errors_are_json(envd_tok: Envd) -> None:
     status, body = http(f"{envd_tok.url}/files", "POST", b"data",
                         {"content-type": "application/octet-stream", **AUTH})
     assert status == 400 and "path" in json.loads(body)["message"]
+    form = b'--b\r\nContent-Disposition: form-data; name="other"\r\n\r\nx\r\n--b--\r\n'
+    status, body = http(f"{envd_tok.url}/files", "POST", form,
+                        {"content-type": "multipart/form-data; boundary=b", **AUTH})
+    assert status == 400 and "'file'" in json.loads(body)["message"]
 
 
 def test_binary_proto_codec(envd_tok: Envd) -> None:
@@ -151,3 +158,58 @@ def test_reattach_by_tag_and_list(envd_tok: Envd) -> None:
     finally:
         thread.join(10)
     assert stdout_of(first["result"][1]) == "attached\n", "both subscribers see the output"
+
+
+def test_stream_input_and_close_stdin(envd_tok: Envd) -> None:
+    result: dict = {}
+
+    def starter() -> None:
+        result["events"] = connect_call(
+            envd_tok.url, "process.Process/Start",
+            {"process": {"cmd": "/bin/cat"}, "tag": "cat-1", "stdin": True}, AUTH, stream=True)[1]
+
+    thread = threading.Thread(target=starter)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            _, [(_, body)] = connect_call(envd_tok.url, "process.Process/List", {}, AUTH)
+            if any(p.get("tag") == "cat-1" for p in body.get("processes", [])):
+                break
+        chunks = [base64.b64encode(text).decode() for text in (b"one ", b"two\n")]
+        status, events = connect_call(envd_tok.url, "process.Process/StreamInput", [
+            {"start": {"process": {"tag": "cat-1"}}},
+            {"data": {"input": {"stdin": chunks[0]}}},
+            {"keepalive": {}},
+            {"data": {"input": {"stdin": chunks[1]}}},
+        ], AUTH, stream=True)
+        assert status == 200 and events[-1] == (2, {})
+        status, _ = connect_call(envd_tok.url, "process.Process/CloseStdin", {"process": {"tag": "cat-1"}}, AUTH)
+        assert status == 200
+    finally:
+        thread.join(10)
+    assert stdout_of(result["events"]) == "one two\n", "input arrives in order; EOF ends cat"
+
+
+def test_sigterm_stops_envd_and_its_processes() -> None:
+    server = start_envd()
+    try:
+        request = urllib.request.Request(
+            f"{server.url}/process.Process/Start", method="POST",
+            data=connect_envelope({"process": {"cmd": "/bin/sleep", "args": ["60"]}}),
+            headers={"content-type": "application/connect+json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            first = resp.read(5)
+            size = int.from_bytes(first[1:5], "big")
+            pid = json.loads(resp.read(size))["event"]["start"]["pid"]
+        time.sleep(0.2)
+        assert Path(f"/proc/{pid}").exists(), "the command survives its client disconnecting"
+        server.proc.terminate()
+        server.proc.wait(timeout=5)
+        deadline = time.monotonic() + 3
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not Path(f"/proc/{pid}").exists(), "envd takes its processes down with it"
+    finally:
+        server.close()

@@ -60,7 +60,7 @@ def test_files(sdk) -> None:
     assert r["write_path"] == f"{base}/dir/a.txt"
     assert r["read_text"] == "hello file" and r["read_stream"] == "hello file"
     assert r["read_bytes"] == [0, 1, 255]
-    assert r["owner"] == "user"
+    assert (r["owner"], r["owner_as_root"]) == ("user", "root"), "files are written as the selected user"
     assert r["list_1"] == ["a.txt", "sub"]
     assert r["list_3"] == [f"{base}/dir/a.txt", f"{base}/dir/sub", f"{base}/dir/sub/deeper",
                            f"{base}/dir/sub/deeper/z.txt"]

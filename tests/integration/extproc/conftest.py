@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 import pytest_asyncio
-from extproc_stack import ExtprocProcess, Pods, Stack, free_port, start_upstream
+from extproc_stack import ENVOY_TOKEN, ExtprocProcess, Pods, Stack, free_port, start_upstream
 from kubernetes_asyncio import client, config
 
 from agent_sandbox.extproc.envoy_config import EnvoyPorts
@@ -27,7 +27,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         await extproc.start()
         envoy = EnvoyProcess(
             EnvoyPorts(listen_port=free_port(), admin_port=free_port(), extproc_port=extproc.listen_port,
-                       listen_address="127.0.0.1"),
+                       extproc_token=ENVOY_TOKEN, listen_address="127.0.0.1"),
             workdir / "envoy",
         )
         await envoy.start()

@@ -19,10 +19,13 @@ from kubernetes_asyncio import client
 
 from agent_sandbox.common.ids import new_sandbox_id
 from agent_sandbox.common.vocabulary import LABEL_SANDBOX_ID, LABEL_SANDBOX_PHASE, LABEL_SANDBOX_POOL
+from agent_sandbox.extproc.envoy_config import extproc_token
 from agent_sandbox.extproc.envoy_process import EnvoyProcess
 from agent_sandbox.localcluster.app import LocalCluster
 
 ADMIN_KEY = "test-admin-key-0123456789"
+#: What Envoy presents to extproc (derived from the admin key).
+ENVOY_TOKEN = extproc_token(ADMIN_KEY)
 CLUSTER_ID = "test1"
 NAMESPACE = "default"
 

@@ -20,6 +20,8 @@ from agent_sandbox.extproc.resolver import Resolver
 from agent_sandbox.extproc.routes import PodView, RouteTable
 
 SID = "home-01jc3k5m7n9p2q4r6s8t0v1w2x"
+TOKEN = "envoy-token"
+AUTH = (("authorization", f"Bearer {TOKEN}"),)
 
 
 def headers_request(**headers: str) -> ep.ProcessingRequest:
@@ -33,7 +35,7 @@ async def target() -> AsyncIterator[str]:
     routes.upsert_pod(PodView("ns", "p", "10.0.0.9", "running", SID, running=True))
     handler = ExtProcHandler(Decider(routes, ActivityTracker(), Policy()), Resolver())
     port = free_port()
-    server, goaway = await start_server(handler, "127.0.0.1", port, reuse_port=False)
+    server, goaway = await start_server(handler, "127.0.0.1", port, reuse_port=False, token=TOKEN)
     yield f"127.0.0.1:{port}"
     goaway()
     server.close()
@@ -41,7 +43,7 @@ async def target() -> AsyncIterator[str]:
 
 
 async def process(stub: ExternalProcessorStub, request: ep.ProcessingRequest) -> list[ep.ProcessingResponse]:
-    call = stub.Process(iter([request]))
+    call = stub.Process(iter([request]), metadata=AUTH)
     return [r async for r in call]
 
 
@@ -79,5 +81,15 @@ async def test_unknown_method_is_unimplemented(target: str) -> None:
     async with grpc.aio.insecure_channel(target) as channel:
         call = channel.unary_unary("/some.Service/Method")
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await call(b"", timeout=5)
+            await call(b"", timeout=5, metadata=AUTH)
         assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_callers_without_envoys_token_are_refused(target: str) -> None:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = ExternalProcessorStub(channel)
+        for metadata in ((), (("authorization", "Bearer wrong"),)):
+            call = stub.Process(iter([headers_request(x_sandbox_id=SID, x_sandbox_port="1")]), metadata=metadata)
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                [r async for r in call]
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED

@@ -14,7 +14,17 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
-from extproc_stack import ADMIN_KEY, ExtprocProcess, Pods, Upstream, free_port, sandbox_id, start_upstream, wait_for
+from extproc_stack import (
+    ADMIN_KEY,
+    ENVOY_TOKEN,
+    ExtprocProcess,
+    Pods,
+    Upstream,
+    free_port,
+    sandbox_id,
+    start_upstream,
+    wait_for,
+)
 from kubernetes_asyncio import client, config
 
 from agent_sandbox.extproc.client import ControlPlaneClient
@@ -48,13 +58,16 @@ class Rig:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def rig(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Rig]:
     work: Path = tmp_path_factory.mktemp("resilience")
-    cluster = LocalClusterProcess(state_dir=work / "cluster", port=free_port())
+    # Both ports fixed: the restarted API server must come back where the kubeconfig points.
+    cluster = LocalClusterProcess(state_dir=work / "cluster", port=free_port(),
+                                  extra_args=["--listen-tls", f"127.0.0.1:{free_port()}"])
     await cluster.start()
     extproc = ExtprocProcess(cluster.kubeconfig, workers=2)
     await extproc.start()
     # One stream per connection: concurrent requests open many connections, spread over both workers.
     envoy = EnvoyProcess(EnvoyPorts(listen_port=free_port(), admin_port=free_port(), listen_address="127.0.0.1",
-                                    extproc_port=extproc.listen_port, extproc_streams_per_connection=1),
+                                    extproc_port=extproc.listen_port, extproc_streams_per_connection=1,
+                                    extproc_token=ENVOY_TOKEN),
                          work / "envoy")
     await envoy.start()
     upstream = await start_upstream("a")
@@ -103,10 +116,8 @@ async def test_watch_survives_dropped_streams_and_api_server_restart(rig: Rig) -
             await wait_for(lambda sid=sid: _all_ok(rig, sid))
     await _faults(rig, {})
 
-    print("STOP", rig.cluster.url, flush=True)
     await rig.cluster.stop()  # API server gone: the cache keeps serving
     assert await _all_ok(rig, before)
-    print("RESTART", rig.cluster.port, flush=True)
     await rig.cluster.start()  # same port and state; old resourceVersions may be gone (410)
     pods, api = await rig.pods()
     async with api:

@@ -27,9 +27,18 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "ingress": {"ingress": {"enabled": True, "className": "nginx", "host": "sandbox.example.com",
                             "tls": [{"secretName": "sandbox-tls", "hosts": ["sandbox.example.com"]}]}},
     "ingress-plain": {"ingress": {"enabled": True, "nginx": False}},
+    "gateway-api": {"gatewayApi": {"enabled": True, "parentRefs": [{"name": "public", "namespace": "gateways"}],
+                                   "hostnames": ["sandbox.example.com"]}},
     "metrics": {"metrics": {"enabled": True, "labels": {"release": "prometheus"}}},
     "existing-secret": {"auth": {"existingSecret": "my-credentials"}},
     "replicas-2": {"operator": {"replicas": 2}, "dataPlane": {"replicas": 3}},
+    "scheduling": {"image": {"pullSecrets": ["regcred"]}, "listenAddress": "::",
+                   "operator": {"nodeSelector": {"pool": "system"},
+                                "tolerations": [{"key": "system", "operator": "Exists", "effect": "NoSchedule"}],
+                                "podAnnotations": {"team": "platform"}},
+                   "dataPlane": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                       "nodeSelectorTerms": [{"matchExpressions": [
+                           {"key": "edge", "operator": "In", "values": ["true"]}]}]}}}}},
     "single-no-lease": {"operator": {"leaderElection": False}, "samples": {"enabled": False},
                         "podDisruptionBudget": {"enabled": False}},
     "upstream-envoy": {"dataPlane": {"envoy": {"image": {"registry": "docker.io", "repository": "envoyproxy/envoy",

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from helm_worker import REPO
 
+pytestmark = pytest.mark.slow
+
 IGNORE = shutil.ignore_patterns(".venv", "__pycache__", "*.egg-info", ".pytest_cache")
 
 #: image -> (Deployment, container) of the chart running it
@@ -52,12 +54,13 @@ def test_image_install_step_provides_what_the_chart_runs(image, rendered, tmp_pa
         elif op == "COPY":
             *sources, dest = shlex.split(args)
             for source in sources:
-                origin, target = REPO / source, src / dest / (Path(source).name if dest.endswith("/") else "")
+                origin = REPO / source
+                target = src / dest / origin.name if dest.endswith("/") else src / dest
                 if origin.is_dir():
-                    shutil.copytree(origin, src / dest, ignore=IGNORE, dirs_exist_ok=True)
+                    shutil.copytree(origin, target, ignore=IGNORE, dirs_exist_ok=True)
                 else:
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy(origin, target if dest.endswith("/") else src / dest)
+                    shutil.copy(origin, target)
     (run,) = [args for op, args in build if op == "RUN" and args.startswith("uv sync")]
     assert env.get("UV_PROJECT_ENVIRONMENT") == "/app/.venv"
     env["UV_PROJECT_ENVIRONMENT"] = str(venv)

@@ -11,7 +11,7 @@ import certifi
 import helm_python as helm
 import pytest
 import yaml
-from helm_worker import CHART_DIR, CRD_DIR, NAMESPACE, Rendered, container_port, listen_port
+from helm_worker import CHART_DIR, CRD_DIR, NAMESPACE, VALUE_SETS, Rendered, container_port, listen_port
 
 from agent_sandbox.common.cli import build_parser
 from agent_sandbox.common.settings import load_settings
@@ -22,7 +22,8 @@ from agent_sandbox.operator.settings import OperatorSettings
 
 CUSTOM_DATA_PLANE = {"dataPlane": {
     "envoy": {"port": 18092, "adminPort": 19901, "streamTimeoutSeconds": 600, "extprocStreamsPerConnection": 4},
-    "extproc": {"port": 19002, "controlPort": 19003, "healthPort": 18081}}}
+    "extproc": {"port": 19002, "controlPort": 19003, "healthPort": 18081, "workers": 2, "enableAuth": True,
+                "checkEnvdToken": True}}}
 
 
 def test_chart_crds_are_the_generated_crds(chart):
@@ -73,6 +74,15 @@ def test_envoy_configmap_follows_port_values_and_envoy_accepts_it(render_with, t
     assert listener["address"]["socket_address"]["port_value"] == 18092
 
 
+def test_ipv6_envoy_listener_is_accepted_by_envoy(rendered, tmp_path):
+    config = _envoy_config(rendered("scheduling"))
+    assert config == envoy_config.render(envoy_config.EnvoyPorts(listen_address="::"))
+    path = tmp_path / "envoy.yaml"
+    path.write_text(config)
+    result = envoy_config.validate(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def _parse(args: list[str]):
     try:
         return build_parser().parse_args(args)
@@ -93,8 +103,9 @@ def credentials_env(monkeypatch):
     return apply
 
 
-@pytest.mark.parametrize("values", [{}, CUSTOM_DATA_PLANE, {"operator": {"leaderElection": False}}],
-                         ids=["default", "custom-ports", "no-lease"])
+@pytest.mark.parametrize("values", [{}, CUSTOM_DATA_PLANE, {"operator": {"leaderElection": False}},
+                                    VALUE_SETS["scheduling"]],
+                         ids=["default", "custom-ports", "no-lease", "ipv6"])
 def test_container_args_are_accepted_by_the_real_commands(render_with, credentials_env, values):
     r = render_with(values)
     op_container = r.container("agent-sandbox-operator", "operator")
@@ -113,6 +124,10 @@ def test_container_args_are_accepted_by_the_real_commands(render_with, credentia
         "agent-sandbox-credentials", "secret")
     assert op.cluster_id == ext.cluster_id == "local"
     assert op.leader_elect is (values.get("operator", {}).get("leaderElection", True))
+    extproc_values = values.get("dataPlane", {}).get("extproc", {})
+    assert ext.workers == extproc_values.get("workers", 1)
+    assert ext.enable_auth is extproc_values.get("enableAuth", False)
+    assert ext.check_envd_token is extproc_values.get("checkEnvdToken", False)
 
     # Every listener is on the port the Deployment declares and the Services target.
     assert listen_port(op.api_listen) == container_port(op_container, "http-api")

@@ -22,7 +22,7 @@ def test_default_install_creates_the_worker_stack(rendered):
         ("Deployment", OPERATOR), ("Deployment", DATA_PLANE),
         ("Service", "agent-sandbox-api"), ("Service", "agent-sandbox-e2b-api"),
         ("Service", "agent-sandbox-operator-metrics"), ("Service", "agent-sandbox-data-plane"),
-        ("Service", "agent-sandbox-extproc"),
+        ("Service", "agent-sandbox-extproc"), ("Service", "agent-sandbox-extproc-metrics"),
         ("ServiceAccount", OPERATOR), ("ServiceAccount", "agent-sandbox-extproc"),
         ("ClusterRole", OPERATOR), ("ClusterRoleBinding", OPERATOR), ("Role", OPERATOR), ("RoleBinding", OPERATOR),
         ("ClusterRole", "agent-sandbox-extproc"), ("ClusterRoleBinding", "agent-sandbox-extproc"),
@@ -37,6 +37,12 @@ def test_default_install_creates_the_worker_stack(rendered):
         if obj["kind"] not in {"ClusterRole", "ClusterRoleBinding", "SandboxTemplate", "SandboxPool"}:
             assert obj["metadata"]["namespace"] == NAMESPACE, obj["metadata"]
     assert "agent-sandbox-e2b-api.agent-sandbox-system.svc.cluster.local" in r.notes
+    assert "WARNING" not in r.notes
+
+
+def test_notes_warn_about_another_namespace(chart):
+    notes = chart.render({}, name="agent-sandbox", namespace="sandboxes")["agent-sandbox-worker/templates/NOTES.txt"]
+    assert notes.startswith('WARNING: installed into "sandboxes"')
 
 
 def test_operator_ports_services_and_probes(rendered):
@@ -95,6 +101,19 @@ def test_image_tag_follows_values_then_app_version(render_with):
                      "operator": {"image": {"repository": "op", "tag": "9.9.9"}}})
     assert r.container(OPERATOR, "operator")["image"] == "registry.internal:5000/sbx/op:9.9.9"
     assert r.container(DATA_PLANE, "extproc")["image"] == "registry.internal:5000/sbx/agent-sandbox-extproc:1.2.3"
+
+
+def test_scheduling_values_and_ipv6_listeners(rendered):
+    r = rendered("scheduling")
+    op_pod = r.get("Deployment", OPERATOR)["spec"]["template"]
+    assert op_pod["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+    assert op_pod["spec"]["nodeSelector"] == {"pool": "system"}
+    assert op_pod["metadata"]["annotations"]["team"] == "platform"
+    dp_pod = r.get("Deployment", DATA_PLANE)["spec"]["template"]["spec"]
+    assert set(dp_pod["affinity"]) == {"nodeAffinity"}  # a user affinity replaces the default spreading
+    assert "--api-listen=[::]:8080" in r.container(OPERATOR, "operator")["args"]
+    assert "--control-listen=[::]:9003" in r.container(DATA_PLANE, "extproc")["args"]
+    assert "--listen=127.0.0.1:9002" in r.container(DATA_PLANE, "extproc")["args"]
 
 
 def test_generated_credentials_are_well_formed_and_random(rendered, render_with):
@@ -191,17 +210,42 @@ def test_ingress_without_nginx_uses_plain_prefixes(rendered):
         ("/agent-sandbox/api/e2b", "Prefix")}
 
 
-def test_service_monitor_scrapes_the_operator_metrics_port(rendered):
+def test_gateway_api_route_strips_the_sub_paths(rendered):
+    assert rendered("default").all("HTTPRoute") == []
+    r = rendered("gateway-api")
+    route = r.get("HTTPRoute", "agent-sandbox")["spec"]
+    assert route["parentRefs"] == [{"name": "public", "namespace": "gateways"}]
+    assert route["hostnames"] == ["sandbox.example.com"]
+    seen = {}
+    for rule in route["rules"]:
+        (match,) = rule["matches"]
+        assert rule["filters"] == [{"type": "URLRewrite", "urlRewrite": {
+            "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}}}]
+        assert rule["timeouts"] == {"request": "3600s"}
+        (backend,) = rule["backendRefs"]
+        assert backend["port"] in {p["port"] for p in r.get("Service", backend["name"])["spec"]["ports"]}
+        seen[match["path"]["value"]] = backend["name"]
+    assert seen == {"/agent-sandbox/api/native": "agent-sandbox-api",
+                    "/agent-sandbox/api/data": "agent-sandbox-data-plane",
+                    "/agent-sandbox/api/e2b": "agent-sandbox-e2b-api"}
+
+
+def test_service_monitor_scrapes_operator_and_extproc_with_the_admin_key(rendered):
     assert rendered("default").all("ServiceMonitor") == []
     r = rendered("metrics")
-    sm = r.get("ServiceMonitor", OPERATOR)
+    sm = r.get("ServiceMonitor", "agent-sandbox")
     assert sm["metadata"]["labels"]["release"] == "prometheus"
-    assert sm["spec"]["endpoints"] == [{"port": "http-metrics", "path": "/metrics", "interval": "30s"}]
-    selected = [s for s in r.all("Service")
-                if sm["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()]
-    assert [s["metadata"]["name"] for s in selected] == ["agent-sandbox-operator-metrics"]
-    assert selected[0]["spec"]["ports"] == [{"name": "http-metrics", "port": 8082, "targetPort": "http-metrics",
-                                             "protocol": "TCP"}]
+    assert sm["spec"]["endpoints"] == [{
+        "port": "http-metrics", "path": "/metrics", "interval": "30s",
+        "authorization": {"type": "Bearer", "credentials": {"name": SECRET, "key": "admin-key"}}}]
+    selected = {s["metadata"]["name"]: s for s in r.all("Service")
+                if sm["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()}
+    assert set(selected) == {"agent-sandbox-operator-metrics", "agent-sandbox-extproc-metrics"}
+    assert selected["agent-sandbox-operator-metrics"]["spec"]["ports"] == [
+        {"name": "http-metrics", "port": 8082, "targetPort": "http-metrics", "protocol": "TCP"}]
+    assert selected["agent-sandbox-extproc-metrics"]["spec"]["ports"] == [
+        {"name": "http-metrics", "port": 8081, "targetPort": "http-health", "protocol": "TCP"}]
+    assert container_port(r.container(DATA_PLANE, "extproc"), "http-health") == 8081
 
 
 @pytest.mark.parametrize("value_set", ["default", "upstream-envoy"])

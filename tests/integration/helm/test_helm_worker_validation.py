@@ -15,7 +15,7 @@ from agent_sandbox.common.ids import MAX_CLUSTER_ID_LEN
 
 KUBE_VERSION = kubernetes_validate.latest_version()
 #: Kinds from CRDs of other projects: no schema here, their shape is asserted in test_helm_worker_objects.
-FOREIGN_KINDS = {"ServiceMonitor"}
+FOREIGN_KINDS = {"ServiceMonitor", "HTTPRoute"}
 
 
 @pytest.mark.parametrize("value_set", sorted(VALUE_SETS))

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 import pytest_asyncio
-from conftest import FAST_BACKOFF, NodeEnv, is_running, main_status, make_busybox_rootfs, node_env, pod_body, wait_pod
+from nodekit import FAST_BACKOFF, NodeEnv, is_running, main_status, make_busybox_rootfs, node_env, pod_body, wait_pod
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

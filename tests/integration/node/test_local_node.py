@@ -10,7 +10,7 @@ import uuid
 
 import aiohttp
 import pytest
-from conftest import (
+from nodekit import (
     NodeEnv,
     is_running,
     main_status,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from conftest import FAST_BACKOFF, is_running, pod_body, start_node, stop_task, wait_gone, wait_pod, write_settings
 from kubernetes_asyncio import client, config
+from nodekit import FAST_BACKOFF, is_running, pod_body, start_node, stop_task, wait_gone, wait_pod, write_settings
 
 from agent_sandbox.localcluster.app import LocalCluster, LocalClusterProcess
 
@@ -52,9 +52,10 @@ async def test_dropped_watches_errors_and_conflicts(tmp_path) -> None:
 
 async def test_api_server_restart(tmp_path) -> None:
     write_settings(tmp_path / "node", "sim", {**FAST_BACKOFF, "start_delay": 0.05})
-    port, tls_port = free_port(), free_port()
-    fixed = ["--listen-tls", f"127.0.0.1:{tls_port}"]  # the kubeconfig must stay valid across the restart
-    server = LocalClusterProcess(state_dir=tmp_path / "cluster", port=port, extra_args=fixed)
+    port = free_port()
+    # No fixed TLS port: with a state dir the server reuses its previous one, so the kubeconfig the node holds
+    # stays valid across the restart.
+    server = LocalClusterProcess(state_dir=tmp_path / "cluster", port=port)
     await server.start()
     api, core = await core_api(server.kubeconfig)
     node = start_node("sim", server.kubeconfig, "restart-node", tmp_path / "node")
@@ -63,7 +64,7 @@ async def test_api_server_restart(tmp_path) -> None:
         await wait_pod(core, "before", is_running)
         await server.kill()
         await asyncio.sleep(0.5)  # the node sees connection errors meanwhile
-        server = LocalClusterProcess(state_dir=tmp_path / "cluster", port=port, extra_args=fixed)
+        server = LocalClusterProcess(state_dir=tmp_path / "cluster", port=port)
         await server.start()
         await core.create_namespaced_pod("default", pod_body("after", "busybox:1"))
         await wait_pod(core, "after", is_running, within=20)
@@ -73,3 +74,21 @@ async def test_api_server_restart(tmp_path) -> None:
         await stop_task(node)
         await api.close()
         await server.stop()
+
+
+async def test_watch_expiry_relists(tmp_path) -> None:
+    """A tiny replay window plus dropped, slow watches make re-watches hit 410 Gone (seen in the node's
+    log as "pod watch expired, re-listing"); the node re-lists and still converges."""
+    write_settings(tmp_path, "sim", {**FAST_BACKOFF, "start_delay": 0.02})
+    async with LocalCluster(event_log_size=5) as cluster:
+        api, core = await core_api(cluster.kubeconfig)
+        node = start_node("sim", cluster.kubeconfig, "gone-node", tmp_path)
+        try:
+            await cluster.set_faults({"watch_drop_after_events": 2, "latency_ms": {"watch": 20}})
+            await asyncio.gather(*(core.create_namespaced_pod("default", pod_body(f"gone-{i}", "busybox:1"))
+                                   for i in range(20)))
+            for i in range(20):
+                await wait_pod(core, f"gone-{i}", is_running, within=20)
+        finally:
+            await stop_task(node)
+            await api.close()

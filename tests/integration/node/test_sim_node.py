@@ -6,7 +6,7 @@ import asyncio
 import re
 
 import pytest
-from conftest import NodeEnv, is_running, main_status, pod_body, wait_gone, wait_pod, waiting_reason
+from nodekit import NodeEnv, is_running, main_status, pod_body, wait_gone, wait_pod, waiting_reason
 
 from agent_sandbox.localcluster.node.images import default_digest
 
@@ -160,3 +160,14 @@ async def test_node_restart_keeps_running_containers(sim: NodeEnv) -> None:
     await wait_pod(sim.core, "restart-2", is_running)
     after = main_status(await sim.core.read_namespaced_pod("restart-1", "default"))
     assert after.container_id == before.container_id and after.restart_count == before.restart_count
+
+
+async def test_swap_to_same_digest_reference_changes_container(sim: NodeEnv) -> None:
+    await sim.core.create_namespaced_pod("default", pod_body("same-digest", "ubuntu:24.04"))
+    before = main_status(await wait_pod(sim.core, "same-digest", is_running))
+    await sim.core.patch_namespaced_pod("same-digest", "default", {
+        "spec": {"containers": [{"name": "main", "image": "docker.io/library/ubuntu:24.04"}]}})
+    pod = await wait_pod(sim.core, "same-digest", lambda p: is_running(p) and main_status(
+        p).image == "docker.io/library/ubuntu:24.04")
+    st = main_status(pod)
+    assert st.image_id == before.image_id and st.container_id != before.container_id

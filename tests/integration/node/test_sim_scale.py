@@ -7,8 +7,8 @@ import time
 
 import orjson
 import pytest
-from conftest import start_node, stop_task, write_settings
 from kubernetes_asyncio import client, config
+from nodekit import start_node, stop_task, write_settings
 
 from agent_sandbox.localcluster.app import LocalCluster
 

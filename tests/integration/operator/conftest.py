@@ -31,6 +31,7 @@ SIM_SETTINGS = {
 IDLE = "registry.local/idle:1"
 WORK = "python:3.11"
 CALLER = Caller(namespace="default", team="team-a", user="alice")
+ADMIN_KEY = "asb_" + "0123456789" * 4
 
 
 @dataclass
@@ -123,7 +124,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[OpEnv]:
     await site.start()
     gateway.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
     async with sim_cluster(state_dir) as cluster:
-        operator = Operator(operator_settings(cluster, gateway_base_url=gateway.url))
+        operator = Operator(operator_settings(cluster, gateway_base_url=gateway.url, admin_key=ADMIN_KEY))
         await operator.start()
         kube = await KubeClient.from_kubeconfig(str(cluster.kubeconfig))
         try:

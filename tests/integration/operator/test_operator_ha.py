@@ -74,19 +74,40 @@ async def test_exactly_one_leader_and_failover_on_stop(ha: OpEnv) -> None:
         await one.stop()
 
 
+async def operator_process(ha: OpEnv, identity: str) -> asyncio.subprocess.Process:
+    """``agent-sandbox operator`` as a real process (the stable command interface)."""
+    env = {**os.environ, "AGENT_SANDBOX_LEASE_NAMESPACE": "default", "AGENT_SANDBOX_LEASE_DURATION_S": "2",
+           "AGENT_SANDBOX_LEASE_RENEW_S": "0.5", "AGENT_SANDBOX_IDENTITY": identity,
+           "AGENT_SANDBOX_RECONCILE_REQUEUE_S": "1", "AGENT_SANDBOX_LOG_LEVEL": "warning"}
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent_sandbox.common.cli", "operator", "--kubeconfig", str(ha.cluster.kubeconfig),
+        "--cluster-id", "ha", "--metrics-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+
+
+async def test_process_runs_until_sigterm_and_hands_back_the_lease(ha: OpEnv) -> None:
+    proc = await operator_process(ha, "op-term")
+    try:
+        await wait_until(lambda: _holder_is(ha, "op-term"), 30, "process operator leads", interval=0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 15) == 0
+        assert await lease_holder(ha.kube) == "", "lease released on shutdown"
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def _holder_is(ha: OpEnv, identity: str) -> bool:
+    return await lease_holder(ha.kube) == identity
+
+
 @pytest.mark.slow
 async def test_leader_killed_mid_swap_leaves_no_stuck_or_doubled_pods(ha: OpEnv) -> None:
-    env = {**os.environ, "AGENT_SANDBOX_LEASE_NAMESPACE": "default", "AGENT_SANDBOX_LEASE_DURATION_S": "2",
-           "AGENT_SANDBOX_LEASE_RENEW_S": "0.5", "AGENT_SANDBOX_IDENTITY": "op-proc",
-           "AGENT_SANDBOX_RECONCILE_REQUEUE_S": "1", "AGENT_SANDBOX_LOG_LEVEL": "warning"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent_sandbox.common.cli", "operator", "--kubeconfig", str(ha.cluster.kubeconfig),
-        "--cluster-id", "ha", "--metrics-listen", "127.0.0.1:0", env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    proc = await operator_process(ha, "op-proc")
     survivor = Operator(operator_settings(ha.cluster, identity="op-survivor", **LEASE))
     try:
-        await wait_until(lambda: lease_holder(ha.kube), 20, "process operator leads", interval=0.2)
-        assert await lease_holder(ha.kube) == "op-proc"
+        await wait_until(lambda: _holder_is(ha, "op-proc"), 30, "process operator leads", interval=0.2)
         await survivor.start()
         ha.operator = survivor
         await ha.create_pool("rs", replicas=6)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import pathlib
+import sys
+
 import aiohttp
 import pytest
-from conftest import CALLER, IDLE, WORK, OpEnv, wait_until
+from conftest import ADMIN_KEY, CALLER, IDLE, WORK, OpEnv, wait_until
 
 from agent_sandbox.common import vocabulary as v
 from agent_sandbox.operator.kube.client import pods_path, pools_path, templates_path
@@ -23,7 +27,8 @@ async def test_scale_up_and_down_never_deletes_a_running_sandbox(env: OpEnv) -> 
     await env.operator.pool_service.scale("default", "scale", 0)
     await wait_until(lambda: sum(env.counts("scale").values()) - env.counts("scale")["unavailableIdle"] == 1,
                      10, "idle pods deleted")
-    pods = await env.pods("scale")
+    await wait_until(lambda: _live_pod_names(env, "scale"), 10, "deleted pods gone from the API")
+    pods = [p for p in await env.pods("scale") if not p["metadata"].get("deletionTimestamp")]
     assert [p["metadata"]["name"] for p in pods] == [rec["podName"]]
     assert pods[0]["metadata"]["labels"][v.LABEL_SANDBOX_PHASE] == "running"
     await env.operator.sandboxes.delete(rec["sandboxId"])
@@ -31,6 +36,10 @@ async def test_scale_up_and_down_never_deletes_a_running_sandbox(env: OpEnv) -> 
                      "recycled pod removed once idle")
     with pytest.raises(InvalidRequest):
         await env.operator.pool_service.scale("default", "scale", 100_000)
+
+
+async def _live_pod_names(env: OpEnv, pool: str) -> bool:
+    return len([p for p in await env.pods(pool) if not p["metadata"].get("deletionTimestamp")]) == 1
 
 
 async def test_evicted_pod_is_recorded_and_replaced(env: OpEnv) -> None:
@@ -130,7 +139,7 @@ async def test_scale_to_zero_wakes_on_a_request_and_shrinks_back(env: OpEnv) -> 
                                                                    wait=True), CALLER)
     assert rec["status"] == "Running"
     pool = await env.operator.pool_service.get("default", "zero")
-    assert pool["spec"]["replicas"] >= 1 and pool["status"].get("lastScaleUpTime")
+    assert pool["status"].get("lastScaleUpTime"), "the autoscaler woke the pool"
     await env.operator.sandboxes.delete(rec["sandboxId"])
     await wait_until(lambda: (env.operator.pools.get("default/zero") or {}).get("spec", {}).get("replicas") == 0,
                      20, "autoscaler scaled back to zero")
@@ -157,8 +166,46 @@ async def test_probe_endpoints_and_metrics(env: OpEnv) -> None:
         async with session.get(f"{base}/readyz") as resp:
             assert resp.status == 200 and (await resp.json())["leader"] is True
         async with session.get(f"{base}/metrics") as resp:
+            assert resp.status == 401, "metrics need the admin key"
+        async with session.get(f"{base}/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as resp:
             text = await resp.text()
     for name in ("agentsandbox_sandbox_create_total", "agentsandbox_sandboxpool_replicas_idle",
                  "agentsandbox_schedule_cas_outcome_total", "agentsandbox_sandbox_claim_duration_seconds_bucket",
                  "agentsandbox_inplace_update_total"):
         assert name in text, name
+
+
+async def kubectl(env: OpEnv, *args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        str(pathlib.Path(sys.executable).parent / "kubectl"), "--kubeconfig", str(env.cluster.kubeconfig), *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def test_kubectl_scale_and_phase_selectors_drive_the_pool(env: OpEnv) -> None:
+    await env.create_pool("kctl", replicas=1)
+    await env.wait_idle("kctl", 1)
+    await kubectl(env, "scale", "sbp/kctl", "--replicas=3", "-n", "default")
+    await env.wait_idle("kctl", 3)
+    await wait_until(lambda: (env.operator.pools.get("default/kctl") or {}).get("status", {}).get("idleReplicas")
+                     == 3, 10, "status caught up")
+    table = await kubectl(env, "get", "sbp", "kctl", "-n", "default")
+    assert "kctl" in table and "Ready" in table
+    selector = env.operator.pools.get("default/kctl")["status"]["phaseSelectors"]["idle"]
+    names = await kubectl(env, "get", "pods", "-n", "default", "-l", selector, "-o", "name")
+    assert len(names.split()) == 3
+
+
+async def test_missing_protection_finalizer_is_restored(env: OpEnv) -> None:
+    await env.create_pool("fin", replicas=1)
+    await env.wait_idle("fin", 1)
+    name = (await env.pods("fin"))[0]["metadata"]["name"]
+    await env.kube.merge_patch(pods_path("default", name), {"metadata": {"finalizers": None}})
+
+    async def restored() -> bool:
+        pod = await env.kube.get(pods_path("default", name))
+        return v.FINALIZER_SANDBOX_PROTECTION in (pod["metadata"].get("finalizers") or [])
+
+    await wait_until(restored, 10, "finalizer back-filled")

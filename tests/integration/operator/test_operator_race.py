@@ -91,9 +91,31 @@ async def test_shutdown_fails_queued_claims_promptly(lagged: OpEnv) -> None:
     await lagged.create_pool("empty", replicas=0)
     tasks = [asyncio.create_task(lagged.operator.sandboxes.create(
         CreateSandboxRequest(poolName="empty", startupTimeout="60s"), CALLER)) for _ in range(300)]
-    await wait_until(lambda: lagged.operator.schedulers.get("default", "empty").queue_len == 300, 10, "queued")
+    await wait_until(lambda: lagged.operator.schedulers.get("default", "empty").snapshot()["queue_len"]
+                     == 300, 10, "queued")
+    await wait_until(lambda: (lagged.operator.pools.get("default/empty") or {}).get("status", {}).get(
+        "pendingRequests") == 300, 10, "queue length mirrored into status.pendingRequests")
     t0 = time.monotonic()
     await lagged.operator.schedulers.forget("default/empty")
     results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
     assert time.monotonic() - t0 < 2
     assert all(isinstance(r, NoIdleSandbox) for r in results)
+
+
+@pytest.mark.slow
+async def test_pods_deleted_mid_flight_are_never_dispatched(lagged: OpEnv) -> None:
+    await lagged.create_pool("half", replicas=60)
+    await wait_until(lambda: lagged.counts("half")["idle"] == 60 and lagged.counts("half")["unavailableIdle"] == 0,
+                     60, "60 idle pods")
+    pods = await lagged.pods("half")
+    doomed = {p["metadata"]["name"] for p in pods[::2]}
+    # Deleted first; the lagging cache still shows them idle when the claims arrive.
+    await asyncio.gather(*(lagged.kube.delete(pods_path("default", n)) for n in doomed))
+    results = await asyncio.gather(*(lagged.operator.sandboxes.create(
+        CreateSandboxRequest(poolName="half", startupTimeout="3s"), CALLER) for _ in range(60)),
+        return_exceptions=True)
+    wins = [r for r in results if isinstance(r, dict)]
+    assert all(isinstance(r, dict | NoIdleSandbox) for r in results), [r for r in results if not isinstance(
+        r, dict | NoIdleSandbox)][:3]
+    assert not {r["podName"] for r in wins} & doomed, "a deleted pod was handed out"
+    assert len({r["podName"] for r in wins}) == len(wins)

@@ -32,7 +32,7 @@ def test_secret_roundtrip_keeps_only_the_hash():
     secret = secret_for_record(rec, v.SYSTEM_NAMESPACE)
     labels = secret["metadata"]["labels"]
     assert labels[v.LABEL_TYPE] == v.TYPE_API_KEY
-    assert labels[v.LABEL_TOKEN_HASH] == rec.token_hash[:8]
+    assert labels[v.LABEL_TOKEN_HASH] == rec.token_hash[:16]
     assert labels[v.LABEL_USER] == "alice" and labels[v.LABEL_TEAM] == "team"
     assert secret["metadata"]["name"] == "agentsandbox-apikey-" + rec.token_hash[:16]
     assert record_from_secret(secret) == rec

@@ -4,20 +4,27 @@ import pytest
 from pydantic import ValidationError
 
 from agent_sandbox.operator.api.models.apikeys import CreateAPIKeyRequest
-from agent_sandbox.operator.api.models.pools import CreateSandboxPoolRequest
-from agent_sandbox.operator.api.models.sandboxes import CreateSandboxRequest, SetTimeoutRequest
+from agent_sandbox.operator.api.models.sandboxes import SetTimeoutRequest
+from agent_sandbox.operator.api.routes import ROUTES_BY_ID
+from agent_sandbox.operator.services.models import CreatePoolRequest, CreateSandboxRequest, UpdatePoolRequest
 
 
-def test_create_sandbox_accepts_foreign_pool_refs_and_durations():
-    req = CreateSandboxRequest.model_validate({"poolName": "c1::python", "idleTimeout": "1h30m"})
-    assert req.poolName == "c1::python"
+def test_the_api_validates_with_the_service_layers_request_models():
+    assert ROUTES_BY_ID["CreateSandbox"].body is CreateSandboxRequest
+    assert ROUTES_BY_ID["CreateSandboxPool"].body is CreatePoolRequest
+    assert ROUTES_BY_ID["UpdateSandboxPool"].body is UpdatePoolRequest
+
+
+def test_create_sandbox_accepts_durations():
+    req = CreateSandboxRequest.model_validate({"poolName": "python", "idleTimeout": "1h30m"})
     assert req.idleTimeout == "1h30m"
 
 
 @pytest.mark.parametrize("body", [
     {},
-    {"poolName": "Bad_Name"},
+    {"poolName": ""},
     {"poolName": "p", "idleTimeout": "ten minutes"},
+    {"poolName": "p", "labels": {"agentsandbox.io/team": "x"}},
     {"poolName": "p", "unknownField": 1},
 ])
 def test_create_sandbox_rejects(body):
@@ -31,15 +38,7 @@ def test_timeout_zero_disables():
 
 def test_pool_needs_a_template_source():
     with pytest.raises(ValidationError, match=r"templateName or spec\.template"):
-        CreateSandboxPoolRequest.model_validate({"name": "p"})
-
-
-def test_autoscaling_bounds_are_checked():
-    with pytest.raises(ValidationError, match="between minReplicas and maxReplicas"):
-        CreateSandboxPoolRequest.model_validate({
-            "name": "p", "templateName": "t",
-            "spec": {"replicas": 9, "minReplicas": 1, "maxReplicas": 3, "autoscaling": {"enabled": True}},
-        })
+        CreatePoolRequest.model_validate({"name": "p"})
 
 
 def test_tenant_key_needs_user_and_team():

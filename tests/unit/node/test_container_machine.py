@@ -197,3 +197,29 @@ def test_restore_running_kept_or_lost() -> None:
     lost.started(start.container_id, 501.0)
     st = lost.status()
     assert st["restartCount"] == 1 and st["containerID"] != f"containerd://{first.container_id}"
+
+
+def test_rollback_while_new_image_is_pulling() -> None:
+    m = machine("a:1")
+    first = run_to_running(m)
+    m.set_image("b:1")
+    (pull_b,) = m.exited(first.container_id, 0, None, 10.0)
+    (pull_a,) = m.set_image("a:1")  # rolled back before b ever ran
+    assert pull_a.image == "a:1" and m.pulled(pull_b.token, "id-b") == []
+    (start,) = m.pulled(pull_a.token, "id-1")
+    m.started(start.container_id, 11.0)
+    st = m.status()
+    assert st["image"] == "a:1" and st["containerID"] != f"containerd://{first.container_id}"
+    assert st["restartCount"] == 1
+
+
+def test_same_digest_new_reference_still_restarts() -> None:
+    m = machine("ubuntu:22.04")
+    first = run_to_running(m, image_id="docker-pullable://docker.io/library/ubuntu@sha256:1")
+    (stop,) = m.set_image("docker.io/library/ubuntu:22.04")
+    (pull,) = m.exited(stop.container_id, 0, None, 5.0)
+    (start,) = m.pulled(pull.token, "docker-pullable://docker.io/library/ubuntu@sha256:1")
+    m.started(start.container_id, 6.0)
+    st = m.status()
+    assert st["imageID"] == "docker-pullable://docker.io/library/ubuntu@sha256:1"
+    assert st["containerID"] != f"containerd://{first.container_id}"

@@ -127,3 +127,10 @@ def test_restart_of_targeted_container_is_detected_sidecar_is_not():
 def test_phase_since_prefers_state_timestamp():
     assert inplace.phase_since(pod(created=5)).second == 5
     assert inplace.phase_since(pod(state={"phase": "starting", "updateTimestamp": "2026-01-01T12:00:09Z"})).second == 9
+
+
+def test_idle_since_waits_for_readiness():
+    p = pod(created=0)
+    p["status"]["conditions"][0]["lastTransitionTime"] = "2026-01-01T12:00:40Z"
+    assert inplace.idle_since(p).second == 40
+    assert inplace.idle_since(pod(created=3, ready=False)).second == 3

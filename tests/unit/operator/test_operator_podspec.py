@@ -4,7 +4,7 @@ from operator_pods import IDLE_IMAGE, WORK_IMAGE, pool
 
 from agent_sandbox.common import vocabulary as v
 from agent_sandbox.operator.durations import InvalidDuration, format_duration, parse_duration
-from agent_sandbox.operator.images import image_digest, normalize_image, same_image
+from agent_sandbox.operator.images import normalize_image, same_image
 from agent_sandbox.operator.pooltemplate import apply_overrides, build_idle_pod, pool_from_template
 from agent_sandbox.operator.quantities import InvalidQuantity, scale_quantity
 
@@ -60,4 +60,3 @@ def test_quantities_durations_images():
     assert same_image("localhost:5000/a/b", "localhost:5000/a/b:latest")
     assert not same_image("ubuntu:22.04", "ubuntu:24.04")
     assert normalize_image("ghcr.io/x/y@sha256:ab") == "ghcr.io/x/y@sha256:ab"
-    assert image_digest("docker-pullable://x@sha256:abc") == "sha256:abc" and image_digest("") == ""

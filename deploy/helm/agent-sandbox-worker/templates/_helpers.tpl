@@ -104,3 +104,13 @@ affinity:
               {{- include "asw.selectorLabels" (dict "root" .root "component" .component) | nindent 14 }}
 {{- end }}
 {{- end }}
+
+{{/* HOST:PORT of a pod-network listener: (dict "root" $ "port" 8080). IPv6 addresses get brackets. */}}
+{{- define "asw.listen" -}}
+{{- $host := .root.Values.listenAddress -}}
+{{- if contains ":" $host -}}
+{{- printf "[%s]:%d" $host (int .port) -}}
+{{- else -}}
+{{- printf "%s:%d" $host (int .port) -}}
+{{- end -}}
+{{- end }}

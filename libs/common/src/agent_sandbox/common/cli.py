@@ -29,7 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        register = ep.load()
+        try:
+            register = ep.load()
+        except Exception as exc:  # one broken service must not take the other subcommands down
+            print(f"agent-sandbox: subcommand {ep.name!r} is unavailable: {exc}", file=sys.stderr)
+            continue
         register(subparsers)
     return parser
 

@@ -3,8 +3,8 @@
 Connect RPCs (``/process.Process/*``, ``/filesystem.Filesystem/*``) need the
 access token; the ``connectrpc`` + protobuf runtime they use is the largest part
 of envd's memory, so it is imported on the first RPC rather than at start, which
-keeps a sandbox that never runs a command small. Everything else goes to the
-Starlette app in :mod:`.http_api`, which applies its own per-route auth.
+keeps a sandbox that never runs a command small. Everything else goes to
+:mod:`.http_api`, which applies its own per-route auth.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ Scope = dict[str, Any]
 class EnvdApp:
     def __init__(self, state: EnvdState) -> None:
         self.state = state
-        self._http = HttpApi(state).app()
+        self._http = HttpApi(state)
         self._rpc: dict[str, Any] | None = None
         self._processes: Any = None
         self._watches: Any = None

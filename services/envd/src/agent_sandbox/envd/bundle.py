@@ -39,8 +39,8 @@ ENTRYPOINT = "agent-sandbox-entrypoint.sh"
 
 # Distributions envd imports at run time (checked by running the bundled envd in the tests).
 RUNTIME_DISTRIBUTIONS = (
-    "anyio", "asyncinotify", "click", "connectrpc", "h11", "idna", "protobuf-py", "protobuf-py-ext",
-    "pyqwest", "python-multipart", "starlette", "structlog", "typing-extensions", "uvicorn",
+    "asyncinotify", "click", "connectrpc", "h11", "protobuf-py", "protobuf-py-ext", "pyqwest",
+    "python-multipart", "structlog", "typing-extensions", "uvicorn",
 )
 # Our own packages (editable installs in the workspace, so copied from their source trees).
 OWN_PACKAGES = ("agent_sandbox.common", "agent_sandbox.envd")

@@ -40,8 +40,6 @@ _EVENT_TYPES = {
     RENAME: pb.EventType.RENAME,
     CHMOD: pb.EventType.CHMOD,
 }
-_WATCH_CODES = {"not_found": Code.NOT_FOUND, "resource_exhausted": Code.RESOURCE_EXHAUSTED,
-                "internal": Code.INTERNAL}
 
 
 def entry_info(entry: Entry) -> pb.EntryInfo:
@@ -188,20 +186,22 @@ class FilesystemService(filesystem_connect.Filesystem):
         root = self._watch_root(request.path, ctx)
         interval = keepalive_interval(ctx)
         try:
-            watch_cm = self._watches.streaming(root, request.recursive)
-            watch = await watch_cm.__aenter__()
+            watch = self._watches.open_stream(root, request.recursive)
         except WatchError as exc:
-            raise ConnectError(_WATCH_CODES.get(exc.kind, Code.INTERNAL), str(exc)) from exc
+            raise to_connect_error(exc) from exc
         try:
             yield pb.WatchDirResponse(event=Oneof("start", pb.WatchDirResponse.StartEvent()))
             while True:
-                events = await watch.wait(interval)
+                try:
+                    events = await watch.wait(interval)
+                except WatchError as exc:
+                    raise to_connect_error(exc) from exc
                 if not events:
                     yield pb.WatchDirResponse(event=Oneof("keepalive", pb.WatchDirResponse.KeepAlive()))
                 for event in events:
                     yield pb.WatchDirResponse(event=Oneof("filesystem", _fs_event(event, request.include_entry)))
         finally:
-            await watch_cm.__aexit__(None, None, None)
+            await self._watches.close_stream(watch)
 
     async def create_watcher(
         self, request: pb.CreateWatcherRequest, ctx: RequestContext
@@ -210,7 +210,7 @@ class FilesystemService(filesystem_connect.Filesystem):
         try:
             watch_id = await self._watches.create(root, request.recursive, request.include_entry)
         except WatchError as exc:
-            raise ConnectError(_WATCH_CODES.get(exc.kind, Code.INTERNAL), str(exc)) from exc
+            raise to_connect_error(exc) from exc
         return pb.CreateWatcherResponse(watcher_id=watch_id)
 
     async def get_watcher_events(
@@ -219,8 +219,11 @@ class FilesystemService(filesystem_connect.Filesystem):
         try:
             watch = self._watches.get(request.watcher_id)
         except WatchError as exc:
-            raise ConnectError(_WATCH_CODES.get(exc.kind, Code.INTERNAL), str(exc)) from exc
-        events = watch.drain()
+            raise to_connect_error(exc) from exc
+        try:
+            events = watch.drain()
+        except WatchError as exc:
+            raise to_connect_error(exc) from exc
         return pb.GetWatcherEventsResponse(events=[_fs_event(e, watch.include_entry) for e in events])
 
     async def remove_watcher(
@@ -229,5 +232,5 @@ class FilesystemService(filesystem_connect.Filesystem):
         try:
             await self._watches.remove(request.watcher_id)
         except WatchError as exc:
-            raise ConnectError(_WATCH_CODES.get(exc.kind, Code.INTERNAL), str(exc)) from exc
+            raise to_connect_error(exc) from exc
         return pb.RemoveWatcherResponse()

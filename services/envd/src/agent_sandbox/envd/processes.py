@@ -24,7 +24,7 @@ import signal
 import struct
 import subprocess
 import termios
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -157,8 +157,8 @@ class ManagedProcess:
 
     def signal(self, sig: int) -> None:
         """Signal the process group (the command and everything it started)."""
-        if self._end is not None:
-            return
+        if self.popen.returncode is not None:
+            return  # already reaped: the pid may belong to someone else by now
         try:
             os.killpg(self.pid, sig)
         except ProcessLookupError:
@@ -175,7 +175,7 @@ class ManagedProcess:
         self._kill_timer = loop.call_later(max(seconds, 0.0) + DEADLINE_GRACE, self._deadline_reached)
 
     def _deadline_reached(self) -> None:
-        if self._end is None:
+        if self.popen.returncode is None:
             log.info("process_deadline_kill", pid=self.pid)
             self.signal(signal.SIGKILL)
 
@@ -262,12 +262,16 @@ class ManagedProcess:
     async def run(self, outputs: list[tuple[int, OutputKind]], on_done: asyncio.Future[None]) -> None:
         loop = asyncio.get_running_loop()
         pumps = [asyncio.create_task(self._pump(fd, kind)) for fd, kind in outputs]
-        pidfd = os.pidfd_open(self.pid)
+        pidfd = _pidfd(self.pid)
         exited: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(pidfd, lambda: exited.done() or exited.set_result(None))
+        if pidfd is not None:
+            loop.add_reader(pidfd, lambda: exited.done() or exited.set_result(None))
         try:
-            await exited
-            wait_status = _reap(self.pid)
+            if pidfd is not None:
+                await exited
+                wait_status = _reap(self.pid)
+            else:
+                wait_status = await _poll_exit(self.pid)
             self.popen.returncode = wait_status
             self._exited = True
             for waiter in list(self._read_waiters):
@@ -288,12 +292,35 @@ class ManagedProcess:
             self._end = status
             self._subscribers.clear()
         finally:
-            loop.remove_reader(pidfd)
-            os.close(pidfd)
+            if pidfd is not None:
+                loop.remove_reader(pidfd)
+                os.close(pidfd)
             for pump in pumps:
                 pump.cancel()
             if not on_done.done():
                 on_done.set_result(None)
+
+
+def _pidfd(pid: int) -> int | None:
+    """A pidfd for ``pid`` (readable at exit), or None where the kernel or sandbox lacks pidfd_open."""
+    try:
+        return os.pidfd_open(pid)
+    except (OSError, AttributeError):
+        return None
+
+
+def _try_reap(pid: int) -> int | None:
+    reaped, wait_status = os.waitpid(pid, os.WNOHANG)
+    return wait_status if reaped else None
+
+
+async def _poll_exit(pid: int) -> int:
+    """Fallback exit detection without pidfd: poll ``waitpid(WNOHANG)``."""
+    while True:
+        wait_status = _try_reap(pid)
+        if wait_status is not None:
+            return wait_status
+        await asyncio.sleep(0.05)
 
 
 def _reap(pid: int) -> int:
@@ -316,7 +343,7 @@ class ProcessTable:
     def __init__(self) -> None:
         self._by_pid: dict[int, ManagedProcess] = {}
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[ManagedProcess]:
         return iter(list(self._by_pid.values()))
 
     def get(self, *, pid: int | None = None, tag: str | None = None) -> ManagedProcess:

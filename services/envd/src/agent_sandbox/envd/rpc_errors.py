@@ -9,8 +9,9 @@ from .auth import AuthError
 from .paths import PathError
 from .processes import ProcessError
 from .users import UserError
+from .watchers import WatchError
 
-_PROCESS_CODES = {
+_KIND_CODES = {
     "not_found": Code.NOT_FOUND,
     "invalid_argument": Code.INVALID_ARGUMENT,
     "resource_exhausted": Code.RESOURCE_EXHAUSTED,
@@ -21,8 +22,8 @@ _PROCESS_CODES = {
 def to_connect_error(exc: Exception) -> ConnectError:
     if isinstance(exc, ConnectError):
         return exc
-    if isinstance(exc, ProcessError):
-        return ConnectError(_PROCESS_CODES[exc.kind], str(exc))
+    if isinstance(exc, ProcessError | WatchError):
+        return ConnectError(_KIND_CODES.get(exc.kind, Code.INTERNAL), str(exc))
     if isinstance(exc, AuthError):
         return ConnectError(Code.UNAUTHENTICATED, str(exc))
     if isinstance(exc, UserError):

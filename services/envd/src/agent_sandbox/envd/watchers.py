@@ -78,6 +78,7 @@ class DirWatch:
         self._events: deque[FsEvent] = deque(maxlen=MAX_BUFFERED_EVENTS)
         self._changed = asyncio.Event()
         self._dropped = 0
+        self._failure: str | None = None
         try:
             if recursive:
                 assert isinstance(self._inotify, RecursiveInotify)
@@ -104,13 +105,16 @@ class DirWatch:
                     self._dropped += 1
                 self._events.append(FsEvent(name=name, kind=kind, path=str(event.path)))
                 self._changed.set()
-        except (OSError, asyncio.CancelledError) as exc:
-            if not isinstance(exc, asyncio.CancelledError):
-                log.warning("watch_failed", root=self.root, error=str(exc))
-            raise
+        except OSError as exc:
+            log.warning("watch_failed", root=self.root, error=str(exc))
+            self._failure = f"watching '{self.root}' failed: {exc.strerror or exc}"
+            self._changed.set()
 
     def drain(self) -> list[FsEvent]:
+        """Buffered events; once they are delivered, a failed watch raises so its client learns of it."""
         self.last_used = time.monotonic()
+        if not self._events and self._failure is not None:
+            raise WatchError("internal", self._failure)
         events = list(self._events)
         self._events.clear()
         self._changed.clear()
@@ -170,16 +174,16 @@ class WatchRegistry:
             raise WatchError("not_found", f"watcher '{watch_id}' not found")
         await watch.close()
 
-    @contextlib.asynccontextmanager
-    async def streaming(self, root: str, recursive: bool):  # type: ignore[no-untyped-def]
+    def open_stream(self, root: str, recursive: bool) -> DirWatch:
+        """A watch for one ``WatchDir`` stream; the caller must :meth:`close_stream` it."""
         self._check_capacity()
         watch = DirWatch(root, recursive)
         self._streaming += 1
-        try:
-            yield watch
-        finally:
-            self._streaming -= 1
-            await watch.close()
+        return watch
+
+    async def close_stream(self, watch: DirWatch) -> None:
+        self._streaming -= 1
+        await watch.close()
 
     async def close_all(self) -> None:
         for watch_id in list(self._polling):

@@ -24,6 +24,7 @@ from .activity import ActivityTracker
 from .clusters import CONFIGMAP_KEY, ClusterConfigError, data_gateways, host_aliases, parse_cluster_config
 from .control import LocalBackend, control_server
 from .decision import Decider, Policy
+from .envoy_config import extproc_token
 from .h2grpc import start_server
 from .keys import KeyIndex
 from .kube import Informer, api_client
@@ -145,8 +146,11 @@ async def serve(
     tasks.append(asyncio.create_task(plane.gc_loop(), name="gc"))
     control = control_server(LocalBackend(plane.routes, plane.activity), control_address, control_key)
     host, _, port = settings.listen.rpartition(":")
-    extproc, goaway_all = await start_server(ExtProcHandler(plane.decider, plane.resolver),
-                                             host.strip("[]") or "127.0.0.1", int(port), reuse_port=reuse_port)
+    admin_key = settings.admin_key_value()
+    extproc, goaway_all = await start_server(
+        ExtProcHandler(plane.decider, plane.resolver), host.strip("[]") or "127.0.0.1", int(port),
+        reuse_port=reuse_port, token=extproc_token(admin_key) if admin_key else None,
+    )
     try:
         await control.start()
         log.info("extproc serving", listen=settings.listen, control=control_address)

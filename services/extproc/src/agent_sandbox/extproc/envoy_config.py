@@ -9,6 +9,8 @@ also installs a top-level ``envoy`` package and may own its ``__init__``.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import importlib.util
 import shutil
 import string
@@ -36,6 +38,17 @@ class EnvoyPorts:
     #: Route timeout and stream idle timeout, seconds.
     stream_timeout: int = 3600
     extproc_streams_per_connection: int = 16
+    #: Bearer token Envoy presents to extproc (:func:`extproc_token`); empty only against ``--dev``.
+    extproc_token: str = ""
+
+
+def extproc_token(admin_key: str) -> str:
+    """The credential Envoy sends to the ExtProc port, derived from the admin key.
+
+    Derived rather than configured so the stable command line needs no new secret, and
+    one-way so the rendered Envoy config never contains the admin key itself.
+    """
+    return hmac.new(admin_key.encode(), b"agent-sandbox extproc", hashlib.sha256).hexdigest()
 
 
 def template_path() -> Path:

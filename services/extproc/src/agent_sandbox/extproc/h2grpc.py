@@ -17,12 +17,17 @@ large connection window and replenish it; our own sends honour the connection
 window Envoy grants (queued when exhausted). Each response is a few hundred
 bytes, far below any stream's initial window. Only
 ``/envoy.service.ext_proc.v3.ExternalProcessor/Process`` is served; other
-methods get grpc-status 12 (UNIMPLEMENTED).
+methods get grpc-status 12 (UNIMPLEMENTED). Like every service of ours it needs
+a credential: Envoy sends ``authorization: Bearer <token>`` as gRPC initial
+metadata (the token is derived from the admin key, see
+:func:`agent_sandbox.extproc.envoy_config.extproc_token`); streams without it
+get grpc-status 16 (UNAUTHENTICATED), which Envoy turns into a failed request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -41,6 +46,8 @@ END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY_FLAG = 0x1, 0x1, 0x4, 0x8, 0x20
 SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_FRAME_SIZE = 0x4, 0x5
 SETTINGS_MAX_CONCURRENT_STREAMS = 0x3
 PROTOCOL_ERROR, REFUSED_STREAM = 0x1, 0x7
+
+_DECODE_CACHE_SIZE = 64
 
 MAX_STREAMS = 4096
 STREAM_WINDOW = 1 << 20
@@ -72,6 +79,8 @@ def _hpack_int(n: int) -> bytes:
 RESPONSE_HEADERS = _literal(b":status", b"200") + _literal(b"content-type", b"application/grpc")
 TRAILERS_OK = _literal(b"grpc-status", b"0")
 UNIMPLEMENTED = RESPONSE_HEADERS + _literal(b"grpc-status", b"12") + _literal(b"grpc-message", b"unknown method")
+UNAUTHENTICATED = RESPONSE_HEADERS + _literal(b"grpc-status", b"16") + _literal(
+    b"grpc-message", b"missing or invalid extproc bearer token")
 INTERNAL_ERROR = _literal(b"grpc-status", b"13") + _literal(b"grpc-message", b"internal error")
 
 
@@ -90,11 +99,18 @@ class _Stream:
 
 
 class ExtProcProtocol(asyncio.Protocol):
-    def __init__(self, handler: MessageHandler, connections: set[ExtProcProtocol]) -> None:
+    def __init__(self, handler: MessageHandler, connections: set[ExtProcProtocol],
+                 token: bytes | None = None) -> None:
         self.handler = handler
+        #: Expected ``authorization`` value (``Bearer <token>``); ``None`` = dev mode, no check.
+        self.token = token
         self.connections = connections
         self.transport: asyncio.Transport | None = None
         self.decoder = hpack.Decoder()
+        self._decoded: dict[bytes, list[tuple[bytes, bytes]]] = {}
+        self._table_generation = 0
+        self._table_add = self.decoder.header_table.add
+        self.decoder.header_table.add = self._count_table_insert  # type: ignore[method-assign]
         self.buf = bytearray()
         self.preface_seen = False
         self.streams: dict[int, _Stream] = {}
@@ -229,11 +245,30 @@ class ExtProcProtocol(asyncio.Protocol):
             self.continuation_of = sid
 
     def _decode(self, block: bytes | bytearray) -> list[tuple[bytes, bytes]] | None:
+        # Envoy sends the same gRPC request headers on every stream, so after the first stream
+        # its header blocks are byte-identical and leave the HPACK table untouched. A block that
+        # does not change the table always means the same thing until some block does, so its
+        # decoding is cached by its bytes and the cache is dropped whenever the table changes.
+        block = bytes(block)
+        cached = self._decoded.get(block)
+        if cached is not None:
+            return cached
+        table = self.decoder.header_table
+        generation, maxsize = self._table_generation, table.maxsize
         try:
-            return self.decoder.decode(bytes(block), raw=True)
+            headers = self.decoder.decode(block, raw=True)
         except hpack.HPACKError as exc:
             self._fail(f"HPACK error: {exc}")
             return None
+        if generation != self._table_generation or maxsize != table.maxsize:
+            self._decoded.clear()
+        elif len(self._decoded) < _DECODE_CACHE_SIZE:
+            self._decoded[block] = headers
+        return headers
+
+    def _count_table_insert(self, name: bytes, value: bytes) -> None:
+        self._table_generation += 1
+        self._table_add(name, value)
 
     def _header_block_done(self, sid: int, stream: _Stream) -> None:
         block, stream.header_block = stream.header_block, bytearray()
@@ -242,13 +277,22 @@ class ExtProcProtocol(asyncio.Protocol):
             return
         if stream.response_started or stream.ok:
             return  # request trailers: nothing to do
+        path = authorization = b""
         for name, value in headers:
             if name == b":path":
-                stream.ok = value == METHOD_PATH
-                break
-        if not stream.ok and self.transport is not None:
-            self.transport.write(frame(HEADERS, END_HEADERS | END_STREAM, sid, UNIMPLEMENTED))
-            self.streams.pop(sid, None)
+                path = value
+            elif name == b"authorization":
+                authorization = value
+        if path != METHOD_PATH:
+            answer = UNIMPLEMENTED
+        elif self.token is not None and not hmac.compare_digest(authorization, self.token):
+            answer = UNAUTHENTICATED
+        else:
+            stream.ok = True
+            return
+        self.streams.pop(sid, None)
+        if self.transport is not None:
+            self.transport.write(frame(HEADERS, END_HEADERS | END_STREAM, sid, answer))
 
     def _data(self, flags: int, sid: int, payload: bytes) -> None:
         self.received += len(payload) + 9
@@ -334,13 +378,18 @@ class ExtProcProtocol(asyncio.Protocol):
 
 
 async def start_server(
-    handler: MessageHandler, host: str, port: int, *, reuse_port: bool
+    handler: MessageHandler, host: str, port: int, *, reuse_port: bool, token: str | None
 ) -> tuple[asyncio.Server, Callable[[], None]]:
-    """Listen for Envoy; returns the server and a function that sends GOAWAY on every connection."""
+    """Listen for Envoy; returns the server and a function that sends GOAWAY on every connection.
+
+    ``token``: Envoy must send ``authorization: Bearer <token>`` (gRPC initial metadata); ``None``
+    accepts any caller (dev mode only).
+    """
     connections: set[ExtProcProtocol] = set()
+    expected = f"Bearer {token}".encode() if token is not None else None
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: ExtProcProtocol(handler, connections), host, port, reuse_port=reuse_port, backlog=1024
+        lambda: ExtProcProtocol(handler, connections, expected), host, port, reuse_port=reuse_port, backlog=1024
     )
 
     def goaway_all() -> None:

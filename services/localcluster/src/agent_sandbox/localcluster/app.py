@@ -36,6 +36,7 @@ import os
 import pathlib
 import shutil
 import signal
+import ssl
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -56,6 +57,7 @@ from .apiserver.tls import ensure_certificates, server_context
 log = get_logger(__name__)
 
 _REPO_CRDS = pathlib.Path(__file__).resolve().parents[5] / "deploy" / "crds"
+TLS_PORT_FILE = "tls-port"
 DEFAULT_CRD_DIR: pathlib.Path | None = _REPO_CRDS if _REPO_CRDS.is_dir() else None
 NODE_KINDS = ("sim", "local", "none")
 
@@ -140,9 +142,10 @@ class LocalCluster:
         await runner.setup()
         self._runner = runner
         await web.TCPSite(runner, self.host, self.port, backlog=1024).start()
-        await web.TCPSite(runner, self.host, self.tls_port, backlog=1024,
-                          ssl_context=server_context(cert_file, key_file)).start()
+        await self._start_tls_site(runner, server_context(cert_file, key_file))
         port, tls_port = runner.addresses[0][1], runner.addresses[1][1]
+        if self._given_state_dir is not None:
+            (self.state_dir / TLS_PORT_FILE).write_text(str(tls_port))
         server.server_address = f"{self.host}:{tls_port}"
         self.url = f"http://{self.host}:{port}"
         self.tls_url = f"https://{self.host}:{tls_port}"
@@ -153,6 +156,25 @@ class LocalCluster:
                 _supervise_node(self.node, self.kubeconfig, self.node_name,
                                 self.state_dir / "node" if self._given_state_dir else None),
                 name=f"localcluster-node-{self.node_name}")
+
+    async def _start_tls_site(self, runner: web.AppRunner, ssl_context: ssl.SSLContext) -> None:
+        """Listen for HTTPS; with a state dir and no fixed port, reuse the port of the previous run.
+
+        The kubeconfig names the TLS port, so keeping it stable lets clients that hold
+        the kubeconfig (node agents, the operator, a user's kubectl) reconnect after a restart.
+        """
+        port = self.tls_port
+        remembered = self.state_dir / TLS_PORT_FILE
+        if port == 0 and self._given_state_dir is not None and remembered.is_file():
+            with contextlib.suppress(ValueError):
+                port = int(remembered.read_text().strip())
+        try:
+            await web.TCPSite(runner, self.host, port, backlog=1024, ssl_context=ssl_context).start()
+        except OSError:
+            if port == self.tls_port:
+                raise
+            log.warning("previous TLS port is taken; listening on a new one", port=port)
+            await web.TCPSite(runner, self.host, self.tls_port, backlog=1024, ssl_context=ssl_context).start()
 
     async def stop(self) -> None:
         if self._node_task is not None:

@@ -79,11 +79,11 @@ class Operator:
         self.sandboxes = SandboxService(client, self.pods, self.pools, self.lifecycle, self.schedulers,
                                         self.metrics, cluster_id=s.cluster_id, dataplane=self.dataplane,
                                         gateway_base_url=s.gateway_base_url)
-        self.schedulers._on_orphan = self.sandboxes.release_orphan
+        self.schedulers.on_orphan = self.sandboxes.release_orphan
         self.pool_service = PoolService(client, self.pools, self.pods)
         self._session = aiohttp.ClientSession()
-        hook_headers = {"Authorization": f"Bearer {s.admin_key}"} if s.admin_key else {}
-        hooks = HookRunner(s.gateway_base_url, client._api.configuration, self._session, hook_headers)
+        # No operator credential travels with hooks: the request ends inside the tenant's sandbox.
+        hooks = HookRunner(s.gateway_base_url, client.configuration, self._session)
         self.controller = PoolController(client, self.pods, self.pools, self.lifecycle, self.metrics,
                                          hooks=hooks, dataplane=self.dataplane,
                                          notify_idle=self.schedulers.notify_idle,
@@ -105,7 +105,9 @@ class Operator:
             self._tasks.append(asyncio.create_task(self.elector.run(self._lead), name="leader"))
         else:
             self._tasks.append(asyncio.create_task(self._lead(), name="controllers"))
-        self.probes = ProbeServer(s.metrics_listen, self)
+        self.probes = ProbeServer(s.metrics_listen, self, metrics_token=s.admin_key)
+        if not s.admin_key:
+            log.warning("no admin key configured: /metrics is served without authentication")
         await self.probes.start()
         await asyncio.wait_for(asyncio.gather(self.pods.synced.wait(), self.pools.synced.wait()), 60)
         log.info("operator started", cluster_id=s.cluster_id, identity=s.identity,

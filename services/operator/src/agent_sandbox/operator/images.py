@@ -3,9 +3,7 @@
 Completion of an in-place update compares the image a container reports with
 the image we asked for, and ``ubuntu:22.04`` must equal
 ``docker.io/library/ubuntu:22.04``; comparing raw strings is how peers
-deadlocked (a target "never" matched). ``imageID`` values come as
-``docker-pullable://repo@sha256:...`` or bare ``sha256:...``; only the digest
-part is comparable.
+deadlocked (a target "never" matched).
 """
 
 from __future__ import annotations
@@ -37,11 +35,3 @@ def same_image(a: str | None, b: str | None) -> bool:
     if not a or not b:
         return False
     return normalize_image(a) == normalize_image(b)
-
-
-def image_digest(image_id: str | None) -> str:
-    """The ``sha256:...`` part of an ``imageID`` (empty when none)."""
-    if not image_id:
-        return ""
-    idx = image_id.rfind("sha256:")
-    return image_id[idx:] if idx >= 0 else ""

@@ -59,11 +59,6 @@ class OperatorMetrics:
                                          "Protected pods skipped", registry=r)
         self.ready_evicted = Counter(f"{P}schedule_ready_queue_evicted_total", "Stale ready entries dropped",
                                      registry=r)
-        self.http_requests = Counter(f"{P}http_requests_total", "HTTP requests",
-                                     ["method", "path", "status_code", "api"], registry=r)
-        self.http_duration = Histogram(f"{P}http_request_duration_seconds", "HTTP latency",
-                                       ["method", "path", "status_code", "api"], buckets=_exp(0.01, 2, 17),
-                                       registry=r)
 
     def set_pool_counts(self, labels: tuple[str, str, str, str], counts: dict[str, int]) -> None:
         for phase, value in counts.items():

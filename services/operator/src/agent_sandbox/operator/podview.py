@@ -93,6 +93,14 @@ def pod_ready(pod: Pod) -> bool:
     return False
 
 
+def ready_since(pod: Pod) -> datetime | None:
+    """When the pod's Ready condition last turned True (None while not ready)."""
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready" and cond.get("status") == "True":
+            return parse_time(cond.get("lastTransitionTime"))
+    return None
+
+
 def containers(pod: Pod) -> list[dict[str, Any]]:
     return list((pod.get("spec") or {}).get("containers") or [])
 

@@ -1,11 +1,14 @@
-"""``/healthz``, ``/readyz`` and ``/metrics`` (aiohttp), unauthenticated by design.
+"""``/healthz``, ``/readyz`` and ``/metrics`` (aiohttp).
 
-Health endpoints must answer without credentials (probes and scrapers carry
-none); they expose no secrets and no sandbox data.
+Health endpoints answer without credentials (kubelet probes carry none) and
+expose nothing but liveness. ``/metrics`` names pods and sandbox ids, so it
+requires ``Authorization: Bearer <token>`` whenever a token is configured
+(the operator passes its admin key).
 """
 
 from __future__ import annotations
 
+import hmac
 from typing import Protocol
 
 from aiohttp import web
@@ -31,9 +34,10 @@ def split_listen(value: str) -> tuple[str, int]:
 
 
 class ProbeServer:
-    def __init__(self, listen: str, target: _Probed) -> None:
+    def __init__(self, listen: str, target: _Probed, metrics_token: str | None = None) -> None:
         self._host, self._port = split_listen(listen)
         self._target = target
+        self._expected = f"Bearer {metrics_token}".encode() if metrics_token else None
         self._runner: web.AppRunner | None = None
         self.address = ""
 
@@ -62,6 +66,9 @@ class ProbeServer:
         ready = self._target.ready()
         return web.json_response({"ready": ready, "leader": self._target.is_leader}, status=200 if ready else 503)
 
-    async def _metrics(self, _request: web.Request) -> web.Response:
+    async def _metrics(self, request: web.Request) -> web.Response:
+        if self._expected is not None and not hmac.compare_digest(
+                request.headers.get("Authorization", "").encode(), self._expected):
+            return web.json_response({"error": "metrics require Authorization: Bearer <admin key>"}, status=401)
         body = self._target.metrics.render()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

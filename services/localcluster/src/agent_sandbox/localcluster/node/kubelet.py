@@ -120,7 +120,7 @@ class Kubelet:
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
             "nodeInfo": {
                 "machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": os.uname().release,
-                "osImage": "agent-sandbox", "containerRuntimeVersion": f"{self.runtime.kind}://{self.runtime.version}",
+                "osImage": "agent-sandbox", "containerRuntimeVersion": f"{self.runtime.name}://{self.runtime.version}",
                 "kubeletVersion": KUBELET_VERSION, "kubeProxyVersion": KUBELET_VERSION,
                 "operatingSystem": "linux", "architecture": os.uname().machine.replace("x86_64", "amd64"),
             },
@@ -165,7 +165,7 @@ class Kubelet:
                 log.warning("node heartbeat failed", status=exc.status, reason=exc.reason)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_RETRY_DELAY)
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
                 log.warning("node heartbeat failed", error=str(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_RETRY_DELAY)
@@ -186,6 +186,11 @@ class Kubelet:
                 rv = None
             except (ApiException, aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
                 log.warning("pod watch failed", error=str(exc)[:200])
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_DELAY)
+            except Exception:  # e.g. a malformed object: start over from a fresh list
+                log.exception("pod watch broke, re-listing")
+                rv = None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_RETRY_DELAY)
 
@@ -287,11 +292,12 @@ class Kubelet:
             log.error("no pod IP", pod=rec.key, error=str(exc))
         reported = {s.get("name"): s for s in status.get("containerStatuses") or []}
         pod_label = f"{rec.name}_{rec.namespace}({rec.uid})"
+        grace = spec.get("terminationGracePeriodSeconds")
+        grace = min(30.0 if grace is None else float(grace), self.settings.max_grace)
         for c in spec.get("containers") or []:
             m = ContainerMachine(
                 c.get("name", ""), c.get("image", ""), restart_policy=spec.get("restartPolicy") or "Always",
-                grace=min(float(spec.get("terminationGracePeriodSeconds") or 30), self.settings.max_grace),
-                timing=self._timing, pod_label=pod_label)
+                grace=grace, timing=self._timing, pod_label=pod_label)
             rec.machines[m.name] = m
             previous = reported.get(m.name)
             if previous and facts.pod_ip:

@@ -60,7 +60,8 @@ class RuntimeEvents(Protocol):
 
 
 class Runtime(ABC):
-    kind: str
+    kind: str  # the node kind: "sim" or "local"
+    name: str  # the runtime in Node.status.nodeInfo.containerRuntimeVersion
     version: str
     #: After a node restart, do containers that a pod's status reports as running still run?
     keeps_containers: bool

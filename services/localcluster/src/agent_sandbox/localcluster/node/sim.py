@@ -71,6 +71,7 @@ def _exit_code(value: str | None) -> int | None:
 
 class SimRuntime(Runtime):
     kind = "sim"
+    name = "sim"
     version = "1.0.0"
     keeps_containers = True
 

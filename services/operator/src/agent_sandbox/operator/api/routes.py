@@ -19,6 +19,7 @@ from agent_sandbox.operator.api.models import platform as p
 from agent_sandbox.operator.api.models import pools as pl
 from agent_sandbox.operator.api.models import sandboxes as s
 from agent_sandbox.operator.api.models import templates as t
+from agent_sandbox.operator.services import models as svc
 
 
 class Access(StrEnum):
@@ -74,7 +75,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     _r("GET", "/v1/auth/whoami", "GetWhoAmI", "Who the credentials identify", "auth", {200: p.WhoAmI}),
     # sandboxes
     _r("POST", "/v1/sandboxes", "CreateSandbox", "Claim a sandbox from a pool", "sandboxes",
-       {201: s.SandboxEnvelope}, body=s.CreateSandboxRequest),
+       {201: s.SandboxEnvelope}, body=svc.CreateSandboxRequest),
     _r("GET", "/v1/sandboxes", "ListSandboxes", "List sandboxes (live and recent history)", "sandboxes",
        {200: s.SandboxList}, query=s.ListSandboxesQuery),
     _r("GET", SB, "GetSandbox", "One sandbox", "sandboxes", {200: s.SandboxEnvelope}),
@@ -92,12 +93,12 @@ ROUTES: tuple[RouteSpec, ...] = (
        {200: s.ExecResult}, body=s.ExecRequest, deprecated=True),
     # pools
     _r("POST", "/v1/sandboxpools", "CreateSandboxPool", "Create a pool", "pools", {201: pl.SandboxPoolEnvelope},
-       body=pl.CreateSandboxPoolRequest),
+       body=svc.CreatePoolRequest),
     _r("GET", "/v1/sandboxpools", "ListSandboxPools", "Pools in the caller's namespace", "pools",
        {200: pl.SandboxPoolList}, query=c.PageQuery),
     _r("GET", POOL, "GetSandboxPool", "One pool", "pools", {200: pl.SandboxPoolEnvelope}),
     _r("PUT", POOL, "UpdateSandboxPool", "Change replicas, bounds, image policy, overrides, autoscaling", "pools",
-       {200: pl.SandboxPoolEnvelope}, body=pl.UpdateSandboxPoolRequest),
+       {200: pl.SandboxPoolEnvelope}, body=svc.UpdatePoolRequest),
     _r("DELETE", POOL, "DeleteSandboxPool", "Delete a pool", "pools", {202: pl.DeletePoolResponse}),
     _r("POST", POOL + "/sync-template", "SyncSandboxPoolTemplate", "Re-copy the pool's template", "pools",
        {200: pl.SandboxPoolEnvelope}, deprecated=True),

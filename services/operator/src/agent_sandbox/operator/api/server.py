@@ -2,13 +2,14 @@
 
 :func:`build_native_app` binds every handler module's ``HANDLERS`` to its route (plus any extra
 handlers the caller passes, e.g. the sandbox and pool routes backed by the service layer) behind the
-metrics and error middlewares. Operations in the route table without a handler are not served (404)
-and are listed by :func:`unbound_operations`.
+metrics and error middlewares; ``extra_routes`` are routes outside the document (the terminal
+WebSocket). Operations in the route table without a handler are not served (404) and are listed by
+:func:`unbound_operations`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from aiohttp import web
 
@@ -31,7 +32,8 @@ def unbound_operations(extra: Mapping[str, Handler] | None = None) -> list[str]:
     return [r.operation_id for r in ROUTES if r.operation_id not in bound]
 
 
-def build_native_app(deps: NativeApiDeps, extra_handlers: Mapping[str, Handler] | None = None) -> web.Application:
+def build_native_app(deps: NativeApiDeps, extra_handlers: Mapping[str, Handler] | None = None,
+                     extra_routes: Sequence[web.RouteDef] = ()) -> web.Application:
     handlers = {**BUILTIN_HANDLERS, **(extra_handlers or {})}
     unknown = set(handlers) - set(ROUTES_BY_ID)
     if unknown:
@@ -45,4 +47,5 @@ def build_native_app(deps: NativeApiDeps, extra_handlers: Mapping[str, Handler] 
         handler = handlers.get(route.operation_id)
         if handler is not None:
             app.router.add_route(route.method, route.path, bind(route, handler, deps), name=route.operation_id)
+    app.router.add_routes(extra_routes)
     return app

@@ -183,7 +183,7 @@ class PoolController:
             self.notify_idle(key)
 
         counts = count_pods(live)
-        idle_since = [inplace.phase_since(p) for p in live
+        idle_since = [inplace.idle_since(p) for p in live
                       if pv.sandbox_phase(p) in (v.SandboxPhase.IDLE.value, "")]
         decision = decide(pool, counts.available_idle, min((s for s in idle_since if s), default=None), now)
         pool = await self._apply_autoscale(pool, decision)

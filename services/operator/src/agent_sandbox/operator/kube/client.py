@@ -93,6 +93,11 @@ class KubeClient:
         configuration.connection_pool_maxsize = pool_size
         return cls(k8s.ApiClient(configuration=configuration))
 
+    @property
+    def configuration(self) -> k8s.Configuration:
+        """The official client's configuration (for the few calls that need its generated APIs)."""
+        return self._api.configuration
+
     async def close(self) -> None:
         await self._api.close()
 

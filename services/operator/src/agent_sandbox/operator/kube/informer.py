@@ -81,12 +81,6 @@ class Informer:
         keys = self._indexes[name].get(value) or ()
         return [self._store[k] for k in keys if k in self._store]
 
-    def keys_by_index(self, name: str, value: str) -> set[str]:
-        return set(self._indexes[name].get(value) or ())
-
-    def index_values(self, name: str) -> list[str]:
-        return [k for k, keys in self._indexes[name].items() if keys]
-
     def items(self) -> list[Obj]:
         return list(self._store.values())
 

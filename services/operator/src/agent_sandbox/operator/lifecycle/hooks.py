@@ -82,11 +82,10 @@ class HookRunner:
     """Runs hooks; one per operator, sharing the HTTP session and the Kubernetes configuration."""
 
     def __init__(self, gateway_base_url: str, kube_configuration: k8s.Configuration | None,
-                 session: aiohttp.ClientSession, headers: dict[str, str] | None = None) -> None:
+                 session: aiohttp.ClientSession) -> None:
         self._gateway = gateway_base_url.rstrip("/")
         self._kube_conf = kube_configuration
         self._session = session
-        self._headers = dict(headers or {})
 
     async def run(self, pod: pv.Pod) -> str:
         """Run all hooks of ``pod``; returns an empty string on success, else the failure message."""
@@ -118,7 +117,7 @@ class HookRunner:
             raise HookError("httpPost hooks need the data-plane gateway URL")
         path = action.path if action.path.startswith("/") else f"/{action.path}"
         url = f"{self._gateway}/sandboxes/{pv.sandbox_id(pod)}/{action.port}{path}"
-        async with self._session.post(url, json=action.body, headers={**self._headers, **action.headers},
+        async with self._session.post(url, json=action.body, headers=action.headers,
                                       timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_S)) as resp:
             if not 200 <= resp.status < 300:
                 raise HookError(f"POST {path} on port {action.port} answered {resp.status}")

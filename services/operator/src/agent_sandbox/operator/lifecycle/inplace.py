@@ -226,6 +226,12 @@ def build_complete_patch(
                          "annotations": annotations}}
 
 
+def idle_since(pod: pv.Pod) -> datetime | None:
+    """When an idle pod became claimable: it is not idle "unused" while still pulling its image."""
+    candidates = [t for t in (phase_since(pod), pv.ready_since(pod)) if t is not None]
+    return max(candidates) if candidates else None
+
+
 def phase_since(pod: pv.Pod) -> datetime | None:
     """When the pod entered its current phase (state timestamp, else creation time)."""
     state = read_state(pod)

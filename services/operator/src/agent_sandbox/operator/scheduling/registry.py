@@ -15,12 +15,11 @@ from agent_sandbox.operator.scheduling.scheduler import OrphanHandler, PoolSched
 
 class SchedulerRegistry:
     def __init__(self, client: KubeClient, pods: Informer, metrics: OperatorMetrics,
-                 on_orphan: OrphanHandler | None = None, *, queue_capacity: int | None = None) -> None:
+                 on_orphan: OrphanHandler | None = None) -> None:
         self._client = client
         self._pods = pods
         self._metrics = metrics
-        self._on_orphan = on_orphan
-        self._queue_capacity = queue_capacity
+        self.on_orphan = on_orphan
         self._schedulers: dict[str, PoolScheduler] = {}
         self._closed = False
 
@@ -28,9 +27,8 @@ class SchedulerRegistry:
         key = f"{namespace}/{pool}"
         sched = self._schedulers.get(key)
         if sched is None:
-            kwargs = {"queue_capacity": self._queue_capacity} if self._queue_capacity else {}
             sched = PoolScheduler(namespace, pool, self._client, self._pods, self._metrics,
-                                  on_orphan=self._on_orphan, **kwargs)
+                                  on_orphan=self.on_orphan)
             self._schedulers[key] = sched
             if not self._closed:
                 sched.start()

@@ -173,10 +173,6 @@ class PoolScheduler:
                 "reserved_count": len(self._reservations), "inflight_cas": self._inflight,
                 "last_dispatch_at": self.last_dispatch_at}
 
-    @property
-    def queue_len(self) -> int:
-        return len(self._requests)
-
     def pool_detail(self) -> dict[str, Any]:
         counts = count_pods(self._pods.by_index("pool", self.pool_key))
         detail: dict[str, Any] = {"idle": counts.idle, "running": counts.running, "starting": counts.starting,
@@ -346,7 +342,10 @@ class PoolScheduler:
         if req.future.done():
             # The caller left (disconnect, cancellation) while the write was in flight.
             if self._on_orphan is not None:
-                await self._on_orphan(written)
+                try:
+                    await self._on_orphan(written)
+                except Exception as exc:  # the pod stays claimed; its timeouts still bound it
+                    log.warning("could not release an abandoned claim", pod=key, error=repr(exc))
             return
         req.future.set_result(written)
 

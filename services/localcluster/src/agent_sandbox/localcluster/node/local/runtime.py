@@ -5,7 +5,7 @@ Layout below the node's state directory::
     local.yaml            settings (optional)      images.yaml   image map (optional, see .rootfs)
     ipam.json             pod uid → podIP (127.77.0.0/16 by default; all of 127/8 reaches lo)
     bundle/               mounted read-only at /mnt/agentsandbox (envd's build_bundle, when installed)
-    pods/<uid>/<cid>/     upper/ work/ merged/ (the container's overlay), pid (bwrap + init pids), log
+    pods/<uid>/<cid16>/   upper/ work/ merged/ (the container's overlay), pid (bwrap + init pids), log
 
 Each container gets a fresh writable layer, as a container restart does on a
 real node. The container's command is the pod spec's ``command`` + ``args``
@@ -71,6 +71,7 @@ class Sandbox:
         self.init_pid: int | None = None
         self.pid_ns: int | None = None
         self.task: asyncio.Task[None] | None = None
+        self.stopper: asyncio.Task[None] | None = None
         self.stopping = False
 
     def command_pid(self) -> int | None:
@@ -92,8 +93,9 @@ class Sandbox:
 
 
 class LocalRuntime(Runtime):
-    kind = "bwrap"
-    version = "0.8.0"
+    kind = "local"
+    name = "bwrap"
+    version = "unknown"  # read from `bwrap --version` at open
     keeps_containers = False
 
     def __init__(self, events: RuntimeEvents, timers: TimerQueue, settings: LocalSettings,
@@ -107,7 +109,6 @@ class LocalRuntime(Runtime):
         self._image_map_path = settings.image_map or self.state_dir / "images.yaml"
         self._ipam: IpAllocator | None = None
         self._cgroups: CgroupV1 | None = None
-        self._rootfs: dict[str, Rootfs] = {}
         self._sandboxes: dict[str, Sandbox] = {}  # container id -> sandbox
 
     # ---- node lifecycle -------------------------------------------------------------------
@@ -120,6 +121,9 @@ class LocalRuntime(Runtime):
     def _open_sync(self) -> None:
         if shutil.which(self._settings.bwrap) is None:
             raise RuntimeError(f"{self._settings.bwrap!r} not found: install the Debian package bubblewrap")
+        words = subprocess.run([self._settings.bwrap, "--version"], capture_output=True, text=True,
+                               check=False).stdout.split()
+        self.version = words[-1] if words else "unknown"
         if not _become_subreaper():
             log.warning("cannot become a child subreaper; ended sandboxes may leave zombies to pid 1")
         self.pods_dir.mkdir(parents=True, exist_ok=True)
@@ -187,7 +191,6 @@ class LocalRuntime(Runtime):
             message = f'Failed to pull image "{image}": {exc}'
             self._timers.call_later(0, lambda: self._events.pull_failed(pod.uid, container, token, message))
             return
-        self._rootfs[image] = rootfs
         iid = image_id(image, rootfs.digest)
         self._timers.call_later(0, lambda: self._events.pulled(pod.uid, container, token, iid))
 
@@ -221,7 +224,7 @@ class LocalRuntime(Runtime):
         self._events.exited(sb.uid, sb.container, sb.cid, exit_code, "OOMKilled" if oom else None)
 
     async def _launch(self, pod: PodRecord, sb: Sandbox, image: str) -> None:
-        rootfs = self._rootfs.get(image) or resolve(image, load_image_map(self._image_map_path))
+        rootfs = await asyncio.to_thread(resolve, image, load_image_map(self._image_map_path))
         read_fd, write_fd = os.pipe()
         try:
             argv = await asyncio.to_thread(self._prepare, pod, sb, rootfs, write_fd)
@@ -299,7 +302,7 @@ class LocalRuntime(Runtime):
         if sb is None or sb.stopping:
             return
         sb.stopping = True
-        asyncio.get_running_loop().create_task(self._stop(sb, grace))
+        sb.stopper = asyncio.get_running_loop().create_task(self._stop(sb, grace))
 
     async def _stop(self, sb: Sandbox, grace: float) -> None:
         pid = await asyncio.to_thread(sb.command_pid)

@@ -1,22 +1,25 @@
-"""Sandbox resources of the native API (behaviour.md §15.4-§15.5)."""
+"""Sandbox resources of the native API (behaviour.md §15.4-§15.5).
+
+The create request is the service layer's own model
+(:class:`agent_sandbox.operator.services.models.CreateSandboxRequest`), referenced from the route table,
+so the document and the code that acts on the request cannot drift apart.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field
 
 from agent_sandbox.operator.api.models.common import (
     DURATION_PATTERN,
-    POOL_REF_PATTERN,
     Page,
     PageQuery,
     RequestModel,
     ResponseModel,
 )
-
-_LABELS = Field(default=None, max_length=64, description="caller labels/annotations, removed when the sandbox ends")
 
 
 class SandboxStatus(StrEnum):
@@ -53,7 +56,7 @@ class Sandbox(ResponseModel):
     recycledAt: datetime | None = None
     durationSeconds: float | None = None
     containerImages: dict[str, str] | None = None
-    metadata: dict[str, str] | None = None
+    metadata: dict[str, Any] | None = None
     endpoints: dict[str, Endpoint] | None = None
     cpu: str | None = None
     memory: str | None = None
@@ -65,17 +68,6 @@ class Sandbox(ResponseModel):
     user: str | None = None
     nodeName: str | None = None
     containerId: str | None = None
-
-
-class CreateSandboxRequest(RequestModel):
-    poolName: str = Field(max_length=128, pattern=POOL_REF_PATTERN, description="pool name or <cluster>::<pool>")
-    image: str | None = Field(default=None, min_length=1, max_length=512, description="workload image of container 0")
-    containerImages: dict[str, str] | None = Field(default=None, max_length=32)
-    labels: dict[str, str] | None = _LABELS
-    annotations: dict[str, str] | None = _LABELS
-    metadata: dict[str, str] | None = Field(default=None, max_length=64)
-    startupTimeout: str | None = Field(default=None, pattern=DURATION_PATTERN, max_length=32)
-    idleTimeout: str | None = Field(default=None, pattern=DURATION_PATTERN, max_length=32)
 
 
 class SandboxEnvelope(ResponseModel):

@@ -34,8 +34,9 @@ async def test_apply_crds_and_pool_with_printer_columns_and_scale(run_kubectl, k
     assert table[0].split()[:3] == ["NAME", "PHASE", "REPLICAS"] and table[0].split()[-1] == "AGE"
     assert table[1].split()[:2] == ["python", "1"]
     await run_kubectl("scale", "sbp/python", "--replicas=3")
-    replicas = await run_kubectl("get", "sbp", "python", "-o", "jsonpath={.spec.replicas}")
-    assert replicas.stdout == "3"
+    replicas = await run_kubectl("get", "sbp", "python", "-o",
+                                 "jsonpath={.spec.replicas}/{.spec.podCreationImagePolicy}")
+    assert replicas.stdout == "3/IdleImage"  # scaled, and the CRD schema default was applied
     again = await run_kubectl("apply", "-f", str(pool))
     assert "configured" in again.stdout
     invalid = await run_kubectl("scale", "sbp/python", "--replicas=-1", check=False)

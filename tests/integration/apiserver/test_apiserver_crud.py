@@ -41,6 +41,13 @@ async def test_core_kinds_round_trip(api: client.ApiClient) -> None:
                                                   "spec": {"holderIdentity": "me", "leaseDurationSeconds": 15}})
     lease = await leases.read_namespaced_lease("leader", "crud")
     assert lease.spec.holder_identity == "me"
+    events = client.EventsV1Api(api)
+    await events.create_namespaced_event("crud", {"metadata": {"name": "ev2"},
+                                                  "eventTime": "2026-01-01T00:00:00.000000Z", "reason": "Test",
+                                                  "action": "Tested",
+                                                  "reportingController": "tests", "reportingInstance": "t1",
+                                                  "regarding": {"kind": "Pod", "name": "p1"}})
+    assert [e.metadata.name for e in (await events.list_namespaced_event("crud")).items] == ["ev2"]
     pod = await core.create_namespaced_pod("crud", _pod("p1", labels={"app": "x"}))
     assert pod.status.phase == "Pending" and pod.spec.restart_policy == "Always"
     names = [p.metadata.name for p in (await core.list_namespaced_pod("crud")).items]

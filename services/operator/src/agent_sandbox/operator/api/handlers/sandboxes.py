@@ -1,0 +1,74 @@
+"""Sandbox routes of the native API, backed by the service layer through :class:`SandboxAccess`.
+
+Records come from the service layer as dicts; they are validated into the documented response models
+before they leave, so what the server sends is exactly what the OpenAPI document promises.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from agent_sandbox.common.errors import bad_request
+from agent_sandbox.operator.api.binding import Handler
+from agent_sandbox.operator.api.context import Call, Reply
+from agent_sandbox.operator.api.exec_tokens import ExecGrant
+from agent_sandbox.operator.api.models.sandboxes import (
+    DeleteSandboxResponse,
+    ExecTokenResponse,
+    Sandbox,
+    SandboxEnvelope,
+    SandboxList,
+    SetTimeoutRequest,
+)
+from agent_sandbox.operator.api.sandbox_access import SandboxAccess
+from agent_sandbox.operator.services.models import CreateSandboxRequest
+from agent_sandbox.operator.timeutil import now_utc
+
+
+def to_sandbox(record: dict[str, Any]) -> Sandbox:
+    return Sandbox.model_validate({k: val for k, val in record.items() if val != ""})
+
+
+def handlers(access: SandboxAccess) -> dict[str, Handler]:
+    async def create(call: Call) -> Reply:
+        req: CreateSandboxRequest = call.body
+        return Reply(201, SandboxEnvelope(sandbox=to_sandbox(await access.create(call.identity, req))))
+
+    async def get(call: Call) -> Reply:
+        return Reply(200, SandboxEnvelope(sandbox=to_sandbox(await access.get(call.identity, call.path("id")))))
+
+    async def list_(call: Call) -> Reply:
+        q = call.query
+        statuses = [s for s in (q.status or "").split(",") if s.strip()] or None
+        records = access.records(call.identity, pool_name=q.poolName, statuses=statuses)
+        items = [to_sandbox(r) for r in records[q.offset:q.offset + q.limit]]
+        return Reply(200, SandboxList(items=items, total=len(records), limit=q.limit, offset=q.offset))
+
+    async def delete(call: Call) -> Reply:
+        out = await access.delete(call.identity, call.path("id"))
+        return Reply(202, DeleteSandboxResponse.model_validate({k: val or "" for k, val in out.items()}))
+
+    async def set_timeout(call: Call) -> Reply:
+        req: SetTimeoutRequest = call.body
+        await access.set_timeout(call.identity, call.path("id"), req.timeout)
+        return Reply(204)
+
+    async def exec_token(call: Call) -> Reply:
+        record = await access.get(call.identity, call.path("id"))
+        if record.get("status") != "Running":
+            raise bad_request(f"sandbox is {record.get('status')}, a terminal needs it Running")
+        store = call.deps.exec_tokens
+        token = store.issue(ExecGrant(sandbox_id=record["sandboxId"], namespace=record["namespace"],
+                                      pod_name=record["podName"],
+                                      containers=tuple(record.get("containerImages") or ())))
+        return Reply(200, ExecTokenResponse(token=token, expiresAt=now_utc() + timedelta(seconds=store.ttl)))
+
+    return {
+        "CreateSandbox": create,
+        "GetSandbox": get,
+        "ListSandboxes": list_,
+        "DeleteSandbox": delete,
+        "SetSandboxTimeout": set_timeout,
+        "CreateSandboxExecToken": exec_token,
+    }

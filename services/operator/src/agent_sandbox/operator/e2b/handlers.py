@@ -1,0 +1,235 @@
+"""Handlers of the E2B control-plane routes, on top of the service layer (behaviour.md §16).
+
+Create claims from the pool named by ``templateID`` and answers 201 only once the sandbox is usable:
+the service layer waits for Running and the post-start hook that sends envd its env vars (``/init``,
+retried until envd answers), then, when a secret is configured, envd receives the sandbox's derived
+access token before the id leaves this server. Timeouts are idle timeouts in seconds; connect only
+ever extends them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from agent_sandbox.common.errors import ApiError, bad_request, not_found
+from agent_sandbox.common.logging import get_logger
+from agent_sandbox.operator.api.envd_access import ENVD_PORT, EnvdAccess
+from agent_sandbox.operator.api.errors import json_response
+from agent_sandbox.operator.api.sandbox_access import SandboxAccess
+from agent_sandbox.operator.api.validation import parse_model, read_json
+from agent_sandbox.operator.auth.identity import Identity
+from agent_sandbox.operator.e2b import listing, views
+from agent_sandbox.operator.e2b.idempotency import HEADER as IDEMPOTENCY_HEADER
+from agent_sandbox.operator.e2b.idempotency import IdempotencyStore, fingerprint
+from agent_sandbox.operator.e2b.models import (
+    ConnectRequest,
+    NewSandbox,
+    RefreshRequest,
+    Sandbox,
+    SandboxMetric,
+    TimeoutRequest,
+    refuse_unsupported,
+)
+from agent_sandbox.operator.e2b.templates import claim_options, parse_template_id
+from agent_sandbox.operator.services.errors import ServiceError
+from agent_sandbox.operator.services.models import CreateSandboxRequest
+from agent_sandbox.operator.services.pools import PoolService
+from agent_sandbox.operator.timeutil import now_utc
+
+log = get_logger(__name__)
+
+DEFAULT_USER = "user"
+
+
+@dataclass
+class E2BDeps:
+    access: SandboxAccess
+    pools: PoolService
+    envd: EnvdAccess
+    envd_version: str = "0.5.7"
+    domain: str | None = None
+    local_cluster_id: str = ""
+    idempotency: IdempotencyStore[dict[str, Any]] = field(default_factory=IdempotencyStore)
+
+
+def identity(request: web.Request) -> Identity:
+    return request["identity"]  # set by the server's auth middleware
+
+
+def _seconds(value: int) -> str:
+    return f"{value}s" if value > 0 else "0"
+
+
+class E2BHandlers:
+    def __init__(self, deps: E2BDeps) -> None:
+        self.d = deps
+
+    # ---- create / connect ------------------------------------------------------------------
+    async def create(self, request: web.Request) -> web.StreamResponse:
+        ident = identity(request)
+        raw = await read_json(request, required=False)
+        req = parse_model(NewSandbox, raw, "request body")
+        refuse_unsupported(req)
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if key is None:
+            body = await self._create(ident, req)
+        else:
+            scope = f"{ident.namespace}/{ident.team}/{ident.user}"
+            body = await self.d.idempotency.run(scope, key, fingerprint(raw), lambda: self._create(ident, req))
+        return json_response(body, 201)
+
+    async def _create(self, ident: Identity, req: NewSandbox) -> dict[str, Any]:
+        ref = parse_template_id(req.templateID)
+        if ref.cluster and ref.cluster != self.d.local_cluster_id:
+            raise bad_request(f"cluster {ref.cluster!r} is not known here; use a template of this cluster")
+        opts = claim_options(req.metadata, ref)
+        init: dict[str, Any] = {"envVars": req.envVars or {}, "defaultUser": DEFAULT_USER}
+        claim = CreateSandboxRequest(
+            poolName=ref.pool, image=opts.image or None, metadata=opts.metadata,
+            idleTimeout=_seconds(req.timeout) if req.timeout is not None else None,
+            startupTimeout=f"{opts.startup_timeout}s" if opts.startup_timeout else None,
+            postStartHooks=[{"httpPost": {"port": ENVD_PORT, "path": "/init", "body": init}}], wait=opts.wait)
+        record = await self.d.access.create(ident, claim)
+        sandbox_id = record["sandboxId"]
+        token = self.d.envd.token(sandbox_id)
+        if token and opts.wait:
+            await self._arm_token(ident, sandbox_id)
+        log.info("e2b sandbox created", sandbox_id=sandbox_id, pool=ref.pool, namespace=ident.namespace)
+        return self._sandbox(record, token)
+
+    async def _arm_token(self, ident: Identity, sandbox_id: str) -> None:
+        """Give envd the sandbox's access token; a sandbox that cannot be armed is released, never handed out."""
+        pod = self.d.access.live_pod(sandbox_id)
+        try:
+            if pod is None:
+                raise ApiError(500, "the sandbox stopped before it became usable", code="SandboxStartFailed")
+            await self.d.envd.request(pod, "POST", "/init", {"accessToken": self.d.envd.token(sandbox_id)})
+        except ApiError as exc:
+            log.warning("e2b sandbox could not be armed", sandbox_id=sandbox_id, error=exc.message)
+            with contextlib.suppress(ApiError, ServiceError):
+                await self.d.access.delete(ident, sandbox_id)
+            raise ApiError(500, f"the sandbox did not become usable: {exc.message}", code="SandboxStartFailed",
+                           retryable=False) from exc
+
+    def _sandbox(self, record: dict[str, Any], token: str | None) -> dict[str, Any]:
+        return Sandbox(templateID=record.get("poolName", ""), sandboxID=record["sandboxId"],
+                       clientID=record.get("namespace", ""), envdVersion=self.d.envd_version,
+                       envdAccessToken=token, domain=self.d.domain).wire()
+
+    async def connect(self, request: web.Request) -> web.StreamResponse:
+        ident = identity(request)
+        sandbox_id = request.match_info["id"]
+        req = parse_model(ConnectRequest, await read_json(request, required=False), "request body")
+        record = await self._running(ident, sandbox_id)
+        if req.timeout:
+            await self._extend(ident, record, req.timeout)
+        return json_response(self._sandbox(record, self.d.envd.token(sandbox_id)), 200)
+
+    async def _extend(self, ident: Identity, record: dict[str, Any], seconds: int) -> None:
+        pod = self.d.access.live_pod(record["sandboxId"])
+        current = views.deadline(record, pod)
+        if pod is not None and current is None:
+            return  # no timeout: nothing to extend
+        if current is not None and current >= now_utc() + timedelta(seconds=seconds):
+            return
+        await self.d.access.set_timeout(ident, record["sandboxId"], _seconds(seconds))
+
+    # ---- read ------------------------------------------------------------------------------
+    async def _running(self, ident: Identity, sandbox_id: str) -> dict[str, Any]:
+        record = await self.d.access.get(ident, sandbox_id)
+        if record.get("status") not in ("Running", "Starting", "Pending"):
+            raise not_found(f"sandbox {sandbox_id} not found")
+        return record
+
+    def _pool(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        return self.d.access.pool(record.get("namespace", ""), record.get("poolName", ""))
+
+    async def get(self, request: web.Request) -> web.StreamResponse:
+        sandbox_id = request.match_info["id"]
+        record = await self._running(identity(request), sandbox_id)
+        detail = views.sandbox_detail(record, self.d.access.live_pod(sandbox_id), self._pool(record),
+                                      self.d.envd_version, token=self.d.envd.token(sandbox_id),
+                                      domain=self.d.domain)
+        return json_response(detail.wire())
+
+    def _listed(self, ident: Identity) -> list[dict[str, Any]]:
+        records = self.d.access.records(ident, statuses=["Running"])
+        return [views.listed_sandbox(r, self.d.access.live_pod(r["sandboxId"]), self._pool(r),
+                                     self.d.envd_version).wire() for r in records]
+
+    async def list_v1(self, request: web.Request) -> web.StreamResponse:
+        wanted = listing.parse_metadata(request.query.get("metadata"))
+        items = [it for it in self._listed(identity(request))
+                 if all(it["metadata"].get(k) == val for k, val in wanted.items())]
+        return json_response(items)
+
+    async def list_v2(self, request: web.Request) -> web.StreamResponse:
+        query = listing.parse_list_query({k: request.query[k] for k in request.query})
+        page, token = listing.select_page(self._listed(identity(request)), query)
+        return json_response(page, headers={"x-next-token": token} if token else None)
+
+    async def metrics(self, request: web.Request) -> web.StreamResponse:
+        sandbox_id = request.match_info["id"]
+        await self._running(identity(request), sandbox_id)
+        pod = self.d.access.live_pod(sandbox_id)
+        if pod is None:
+            raise not_found(f"sandbox {sandbox_id} not found")
+        sample = await self.d.envd.request(pod, "GET", "/metrics")
+        if not isinstance(sample, dict):
+            raise ApiError(502, "envd sent no metrics", code="EnvdError")
+        ts = int(sample.get("ts") or now_utc().timestamp())
+        metric = SandboxMetric(
+            timestamp=datetime.fromtimestamp(ts, tz=UTC), timestampUnix=ts,
+            cpuCount=int(sample.get("cpu_count") or 0), cpuUsedPct=float(sample.get("cpu_used_pct") or 0),
+            memUsed=int(sample.get("mem_used") or 0), memTotal=int(sample.get("mem_total") or 0),
+            memCache=int(sample.get("mem_cache") or 0), diskUsed=int(sample.get("disk_used") or 0),
+            diskTotal=int(sample.get("disk_total") or 0))
+        return json_response([metric.wire()])
+
+    # ---- write -----------------------------------------------------------------------------
+    async def delete(self, request: web.Request) -> web.StreamResponse:
+        ident = identity(request)
+        sandbox_id = request.match_info["id"]
+        await self._running(ident, sandbox_id)
+        await self.d.access.delete(ident, sandbox_id)
+        return web.Response(status=204)
+
+    async def set_timeout(self, request: web.Request) -> web.StreamResponse:
+        req = parse_model(TimeoutRequest, await read_json(request), "request body")
+        await self._timeout(request, req.timeout)
+        return web.Response(status=204)
+
+    async def refresh(self, request: web.Request) -> web.StreamResponse:
+        req = parse_model(RefreshRequest, await read_json(request, required=False), "request body")
+        await self._timeout(request, req.duration if req.duration is not None else 300)
+        return web.Response(status=204)
+
+    async def _timeout(self, request: web.Request, seconds: int) -> None:
+        ident = identity(request)
+        sandbox_id = request.match_info["id"]
+        await self._running(ident, sandbox_id)
+        await self.d.access.set_timeout(ident, sandbox_id, _seconds(seconds))
+
+    # ---- templates -------------------------------------------------------------------------
+    def _templates(self, ident: Identity) -> list[dict[str, Any]]:
+        out = []
+        for pool in self.d.pools.list(ident.namespace):
+            meta = pool["metadata"]
+            running = self.d.pools.counts(meta.get("namespace", ""), meta.get("name", ""))["running"]
+            out.append(views.template_view(pool, running, self.d.envd_version).wire())
+        return out
+
+    async def list_templates(self, request: web.Request) -> web.StreamResponse:
+        return json_response(self._templates(identity(request)))
+
+    async def get_template(self, request: web.Request) -> web.StreamResponse:
+        template_id = request.match_info["id"]
+        for item in self._templates(identity(request)):
+            if item["templateID"] == template_id:
+                return json_response(item)
+        raise not_found(f"template {template_id} not found")
