@@ -115,7 +115,13 @@ async def wrk(url: str, headers: dict[str, str], *, threads: int, connections: i
     rps = _RPS.search(text)
     if rps is None:
         raise RuntimeError(f"wrk failed: {text}{err.decode()}")
-    return {"rps": round(float(rps.group(1))), **lat, "non_2xx": int(non2xx.group(1)) if non2xx else 0}
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    result = {"rps": round(float(rps.group(1))), **lat, "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+              "socket_errors": sum(int(g) for g in errors.groups()) if errors else 0}
+    if result["non_2xx"] or result["socket_errors"]:
+        # A failing data plane answers fast: never report its speed as throughput.
+        raise RuntimeError(f"requests failed during the benchmark: {result}")
+    return result
 
 
 def _tree(pid: int) -> list[int]:
@@ -180,7 +186,8 @@ async def measure_pair(base: EnvoyProcess, kubeconfig: Path, workers: int, heade
     proc, listen = await start_extproc(kubeconfig, workers)
     try:
         ports = EnvoyPorts(listen_port=free_port(), admin_port=free_port(), extproc_port=listen,
-                           listen_address="127.0.0.1", extproc_token=extproc_token(ADMIN_KEY))
+                           listen_address="127.0.0.1", extproc_token=extproc_token(ADMIN_KEY),
+                           extproc_streams_per_connection=args.streams_per_connection)
         async with EnvoyProcess(ports, work / f"ext{workers}", concurrency=args.envoy_concurrency) as env:
             await wrk(env.url + "/", headers, threads=1, connections=1, duration=1)  # warm-up
             lat = await wrk(env.url + "/", headers, threads=1, connections=1, duration=d)
@@ -217,6 +224,8 @@ async def main() -> None:
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--envoy-concurrency", type=int, default=1)
+    ap.add_argument("--streams-per-connection", type=int, default=EnvoyPorts().extproc_streams_per_connection,
+                    help="Envoy -> extproc HTTP/2 streams per connection")
     args = ap.parse_args()
     configure_logging(level="warning")
     if not shutil.which("wrk"):

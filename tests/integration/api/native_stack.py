@@ -28,6 +28,10 @@ from typing import Any, TypeVar
 import requests
 from aiohttp import web
 
+from agent_sandbox.extproc.client import ControlPlaneClient
+from agent_sandbox.extproc.envoy_config import EnvoyPorts
+from agent_sandbox.extproc.envoy_process import EnvoyProcess
+from agent_sandbox.localcluster.app import LocalCluster
 from agent_sandbox.operator.api.envd_access import DEFAULT_URL_TEMPLATE
 from agent_sandbox.operator.api.startup import ApiServers, ApiServerSettings, start_api_servers
 from agent_sandbox.operator.app import Operator
@@ -35,17 +39,17 @@ from agent_sandbox.operator.auth.keystore import ApiKeyStore
 from agent_sandbox.operator.kube.client import KubeClient
 
 
-def _operator_fixtures() -> Any:
-    path = Path(__file__).resolve().parents[1] / "operator" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("operator_it_fixtures", path)
+def _load(name: str, relative: str) -> Any:
+    path = Path(__file__).resolve().parents[1] / relative
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("operator_it_fixtures", module)
+    sys.modules.setdefault(name, module)
     spec.loader.exec_module(module)
     return module
 
 
-OPS = _operator_fixtures()
+OPS = _load("operator_it_fixtures", "operator/conftest.py")
 T = TypeVar("T")
 JWT_SECRET = b"integration-secret-0123456789abcdef"
 CLUSTER_ID = "it"
@@ -53,9 +57,18 @@ V = {"X-Agent-Sandbox-Client-Version": "1.0.0"}
 
 
 class NativeStack:
-    def __init__(self, *, envd_url_template: str = DEFAULT_URL_TEMPLATE, envd_secret: str = "") -> None:
+    def __init__(self, *, envd_url_template: str = DEFAULT_URL_TEMPLATE, envd_secret: str = "",
+                 node: str = "sim", data_plane: bool = False) -> None:
+        """``node="local"`` runs real sandboxes (bubblewrap, envd inside); ``data_plane`` adds real extproc +
+        Envoy in front of them (the gateway of hooks and of E2B SDK envd traffic) instead of the fake gateway."""
         self.admin_key = "adm-" + secrets.token_hex(16)
         self.envd_secret = envd_secret
+        self.node = node
+        #: (idle, workload) images of the pools this stack creates: real root filesystems on a local node.
+        self.images = (OPS.IDLE, OPS.WORK) if node == "sim" else ("agent-sandbox/idle:1", "host")
+        self.data_plane = data_plane
+        self.cluster_id = CLUSTER_ID
+        self.gateway_url = ""
         self.envd_url_template = envd_url_template
         self.url = ""
         self.e2b_url = ""
@@ -83,6 +96,36 @@ class NativeStack:
         return self
 
     async def _start(self) -> None:
+        if self.node == "sim":
+            cluster = await self._exit.enter_async_context(OPS.sim_cluster(self._state))
+        else:
+            cluster = await self._exit.enter_async_context(
+                LocalCluster(state_dir=self._state, persist=False, node=self.node))
+        dataplane = None
+        if self.data_plane:
+            dataplane = await self._start_data_plane(cluster.kubeconfig)
+        else:
+            await self._start_fake_gateway()
+        self.operator = Operator(OPS.operator_settings(cluster, gateway_base_url=self.gateway_url,
+                                                       admin_key=self.admin_key, cluster_id=self.cluster_id),
+                                 dataplane=dataplane)
+        await self.operator.start()
+        self._exit.push_async_callback(self.operator.stop)
+        assert self.operator.client is not None
+        self.kube = await KubeClient.from_kubeconfig(str(cluster.kubeconfig))
+        self._exit.push_async_callback(self.kube.close)
+        self.servers = await start_api_servers(self.operator.client, ApiServerSettings(
+            admin_key=self.admin_key, secret=JWT_SECRET.decode(), envd_secret=self.envd_secret,
+            local_cluster_id=self.cluster_id, apikey_cache_ttl=1.0, api_host="127.0.0.1", api_port=0,
+            e2b_host="127.0.0.1", e2b_port=0,
+            envd_url_template=self.envd_url_template.replace("{gateway}", self.gateway_url)),
+            sandboxes=self.operator.sandboxes, pools=self.operator.pool_service)
+        self._exit.push_async_callback(self.servers.stop)
+        self.keys = self.servers.native.keys if self.servers.native else None
+        self.url = self.servers.address(0)
+        self.e2b_url = self.servers.address(1)
+
+    async def _start_fake_gateway(self) -> None:
         self.gateway = OPS.Gateway()
         app = web.Application()
         app.router.add_route("POST", "/{tail:.*}", self.gateway.handle)
@@ -90,24 +133,23 @@ class NativeStack:
         await runner.setup()
         self._exit.push_async_callback(runner.cleanup)
         await web.TCPSite(runner, "127.0.0.1", 0).start()
-        self.gateway.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        cluster = await self._exit.enter_async_context(OPS.sim_cluster(self._state))
-        self.operator = Operator(OPS.operator_settings(cluster, gateway_base_url=self.gateway.url,
-                                                       admin_key=self.admin_key, cluster_id=CLUSTER_ID))
-        await self.operator.start()
-        self._exit.push_async_callback(self.operator.stop)
-        assert self.operator.client is not None
-        self.kube = await KubeClient.from_kubeconfig(str(cluster.kubeconfig))
-        self._exit.push_async_callback(self.kube.close)
-        self.servers = await start_api_servers(self.operator.client, ApiServerSettings(
-            admin_key=self.admin_key, secret=JWT_SECRET.decode(), envd_secret=self.envd_secret, local_cluster_id=CLUSTER_ID, apikey_cache_ttl=1.0,
-            api_host="127.0.0.1", api_port=0, e2b_host="127.0.0.1", e2b_port=0,
-            envd_url_template=self.envd_url_template),
-            sandboxes=self.operator.sandboxes, pools=self.operator.pool_service)
-        self._exit.push_async_callback(self.servers.stop)
-        self.keys = self.servers.native.keys if self.servers.native else None
-        self.url = self.servers.address(0)
-        self.e2b_url = self.servers.address(1)
+        self.gateway_url = self.gateway.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+    async def _start_data_plane(self, kubeconfig: Path) -> Any:
+        xp = _load("extproc_it_stack", "extproc/extproc_stack.py")
+        self.cluster_id = xp.CLUSTER_ID
+        env = {"AGENT_SANDBOX_SECRET": self.envd_secret} if self.envd_secret else {}
+        extproc = xp.ExtprocProcess(kubeconfig, extra=["--check-envd-token"] if self.envd_secret else [], env=env)
+        await extproc.start()
+        self._exit.push_async_callback(extproc.stop)
+        envoy = EnvoyProcess(EnvoyPorts(listen_port=xp.free_port(), admin_port=xp.free_port(),
+                                        extproc_port=extproc.listen_port, listen_address="127.0.0.1",
+                                        extproc_token=xp.ENVOY_TOKEN),
+                             self._state / "envoy")
+        await envoy.start()
+        self._exit.push_async_callback(envoy.stop)
+        self.gateway_url = envoy.url
+        return ControlPlaneClient(extproc.control_target, xp.ADMIN_KEY)
 
     def stop(self) -> None:
         try:
@@ -127,11 +169,11 @@ class NativeStack:
         assert r.status_code == 201, r.text
         return r.json()["apiKey"]
 
-    @staticmethod
-    def pool_body(name: str, replicas: int, **spec: Any) -> dict[str, Any]:
+    def pool_body(self, name: str, replicas: int, **spec: Any) -> dict[str, Any]:
+        idle, work = self.images
         return {"name": name, "replicas": replicas, "spec": {
-            "idleImage": OPS.IDLE, "template": {"spec": {"containers": [
-                {"name": "main", "image": OPS.WORK, "resources": {"requests": {"cpu": "2", "memory": "1Gi"}}}]}},
+            "idleImage": idle, "template": {"spec": {"containers": [
+                {"name": "main", "image": work, "resources": {"requests": {"cpu": "2", "memory": "1Gi"}}}]}},
             **spec}}
 
     def create_pool(self, name: str, replicas: int, headers: dict[str, str] | None = None, **spec: Any) -> None:

@@ -14,8 +14,7 @@ from agent_sandbox.operator.api.routes import ROUTES
 
 # The stack serves the service-backed handlers too; these are the operations it leaves unbound.
 UNSERVED = {"GetSandboxLogs", "IsSandboxReady", "ExecSandboxCommand", "SyncSandboxPoolTemplate",
-            "PreviewSyncSandboxPoolTemplate", "AdminCreateSandboxTemplate", "AdminUpdateSandboxTemplate",
-            "AdminDeleteSandboxTemplate", "ListNamespaces"}
+            "PreviewSyncSandboxPoolTemplate"}
 SERVED = [r.operation_id for r in ROUTES if r.operation_id not in UNSERVED]
 CHECKS = [
     schemathesis.checks.not_a_server_error,

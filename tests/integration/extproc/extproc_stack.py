@@ -10,16 +10,17 @@ import secrets
 import socket
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from kubernetes_asyncio import client
+from kubernetes_asyncio import client, config
 
 from agent_sandbox.common.ids import new_sandbox_id
 from agent_sandbox.common.vocabulary import LABEL_SANDBOX_ID, LABEL_SANDBOX_PHASE, LABEL_SANDBOX_POOL
-from agent_sandbox.extproc.envoy_config import extproc_token
+from agent_sandbox.extproc.envoy_config import EnvoyPorts, extproc_token
 from agent_sandbox.extproc.envoy_process import EnvoyProcess
 from agent_sandbox.localcluster.app import LocalCluster
 
@@ -98,6 +99,7 @@ class ExtprocProcess:
     health_port: int = field(default_factory=free_port)
     workers: int = 1
     extra: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
     process: asyncio.subprocess.Process | None = None
 
     @property
@@ -105,7 +107,7 @@ class ExtprocProcess:
         return f"127.0.0.1:{self.control_port}"
 
     async def start(self, ready_within: float = 30.0) -> None:
-        env = dict(os.environ, AGENT_SANDBOX_ADMIN_KEY=ADMIN_KEY, AGENT_SANDBOX_LOG_LEVEL="warning")
+        env = dict(os.environ, AGENT_SANDBOX_ADMIN_KEY=ADMIN_KEY, AGENT_SANDBOX_LOG_LEVEL="warning", **self.env)
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "agent_sandbox.extproc",
             "--kubeconfig", str(self.kubeconfig),
@@ -152,14 +154,14 @@ class Pods:
         self.core = client.CoreV1Api(api)
 
     async def create(self, *, ip: str | None, phase: str = "running", sandbox_id: str | None = None,
-                     pod_running: bool = True) -> tuple[str, str]:
+                     pod_running: bool = True, annotations: dict[str, str] | None = None) -> tuple[str, str]:
         name = f"sbx-{secrets.token_hex(5)}"
         labels = {LABEL_SANDBOX_POOL: "pool", LABEL_SANDBOX_PHASE: phase}
         if sandbox_id:
             labels[LABEL_SANDBOX_ID] = sandbox_id
         await self.core.create_namespaced_pod(NAMESPACE, {
             "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "labels": labels},
+            "metadata": {"name": name, "labels": labels, "annotations": annotations or {}},
             "spec": {"containers": [{"name": "main", "image": "busybox"}]},
         })
         if ip:
@@ -214,3 +216,30 @@ class Stack:
             return resp.status, text
 
 
+@contextlib.asynccontextmanager
+async def running_stack(workdir: Path, *, extra_args: tuple[str, ...] = (),
+                        extra_env: dict[str, str] | None = None) -> AsyncIterator[Stack]:
+    """Embedded control plane, two upstreams, extproc (as a process) and a real Envoy."""
+    async with LocalCluster() as cluster:
+        conf = client.Configuration()
+        await config.load_kube_config(config_file=str(cluster.kubeconfig), client_configuration=conf)
+        api = client.ApiClient(conf)
+        upstreams = [await start_upstream("a"), await start_upstream("b", "127.0.0.2")]
+        extproc = ExtprocProcess(cluster.kubeconfig, extra=list(extra_args), env=dict(extra_env or {}))
+        await extproc.start()
+        envoy = EnvoyProcess(
+            EnvoyPorts(listen_port=free_port(), admin_port=free_port(), extproc_port=extproc.listen_port,
+                       extproc_token=ENVOY_TOKEN, listen_address="127.0.0.1"),
+            workdir / "envoy",
+        )
+        await envoy.start()
+        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        try:
+            yield Stack(cluster, api, Pods(api), extproc, envoy, upstreams, http)
+        finally:
+            await http.close()
+            await envoy.stop()
+            await extproc.stop()
+            for u in upstreams:
+                await u.runner.cleanup()
+            await api.close()

@@ -8,6 +8,7 @@ import grpc
 import pytest
 from extproc_stack import ADMIN_KEY, Stack, sandbox_id, wait_for
 
+from agent_sandbox.common.vocabulary import ANN_LAST_ACTIVE
 from agent_sandbox.extproc._gen import ctrlplane_pb2 as pb
 from agent_sandbox.extproc._gen import ctrlplane_pb2_grpc as pb_grpc
 from agent_sandbox.extproc.client import ControlPlaneClient
@@ -65,6 +66,8 @@ async def test_envoy_fails_closed_and_recovers_when_extproc_restarts(stack: Stac
     a, _ = stack.upstreams
     sid = sandbox_id()
     await stack.pods.create(ip=a.ip, sandbox_id=sid)
+    quiet = sandbox_id()  # no traffic: its activity must come back from the pod after the restart
+    await stack.pods.create(ip=a.ip, sandbox_id=quiet, annotations={ANN_LAST_ACTIVE: "2026-01-02T03:04:05Z"})
     await wait_for(lambda: _ok(stack, sid, a.port))
     await stack.extproc.kill()
     status, _ = await stack.get("/", {"x-sandbox-id": sid, "x-sandbox-port": str(a.port)})
@@ -78,6 +81,8 @@ async def test_envoy_fails_closed_and_recovers_when_extproc_restarts(stack: Stac
         await wait_for(lambda: _ok(stack, sid, a.port))
         # The client reconnects by itself (backoff <= 1 s); the idle loop simply calls again.
         await wait_for(_reachable(cp), within=5)
+        last = await cp.get_last_active()
+        assert last is not None and last[quiet] == "2026-01-02T03:04:05.000Z"
 
 
 def _reachable(cp: ControlPlaneClient):  # type: ignore[no-untyped-def]

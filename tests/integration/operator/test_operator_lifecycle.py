@@ -212,7 +212,15 @@ async def test_caller_leaving_mid_create_releases_the_claim_as_canceled(env: OpE
     assert [r["status"] for r in records] == ["Canceled"]
 
 
-async def test_history_keeps_stop_details(env: OpEnv) -> None:
+async def test_history_keeps_stop_details_and_list_pages(env: OpEnv) -> None:
     records = env.operator.sandboxes.list("default", statuses=["Failed", "Released"]).items
     assert records and all(r["terminatedAt"] for r in records)
     assert all(orjson.dumps(r) for r in records)
+    everything = env.operator.sandboxes.list("default", limit=1000)
+    page = env.operator.sandboxes.list("default", limit=2, offset=1)
+    assert page.total == everything.total >= 3
+    assert [r["sandboxId"] for r in page.items] == [r["sandboxId"] for r in everything.items[1:3]]
+    claimed = [r["claimedAt"] for r in everything.items]
+    assert claimed == sorted(claimed, reverse=True), "newest first"
+    with pytest.raises(InvalidRequest):
+        env.operator.sandboxes.list("default", limit=0)

@@ -11,7 +11,7 @@ import pytest
 from conftest import ADMIN_KEY, CALLER, IDLE, WORK, OpEnv, wait_until
 
 from agent_sandbox.common import vocabulary as v
-from agent_sandbox.operator.kube.client import pods_path, pools_path, templates_path
+from agent_sandbox.operator.kube.client import events_path, pods_path, pools_path, templates_path
 from agent_sandbox.operator.services.errors import AlreadyExists, InvalidRequest, NotFound
 from agent_sandbox.operator.services.models import CreatePoolRequest, CreateSandboxRequest, UpdatePoolRequest
 
@@ -54,6 +54,18 @@ async def test_evicted_pod_is_recorded_and_replaced(env: OpEnv) -> None:
     await env.wait_idle("evict", 2)
     names = {p["metadata"]["name"] for p in await env.pods("evict")}
     assert rec["podName"] not in names
+
+
+async def test_external_delete_of_a_running_sandbox_pod_is_recorded_and_not_stranded(env: OpEnv) -> None:
+    await env.create_pool("extdel", replicas=1)
+    await env.wait_idle("extdel", 1)
+    rec = await env.operator.sandboxes.create(CreateSandboxRequest(poolName="extdel", wait=True), CALLER)
+    await env.kube.delete(pods_path("default", rec["podName"]))
+    await wait_until(lambda: (env.operator.lifecycle.history.find(rec["sandboxId"]) or {}).get("status") == "Failed",
+                     10, "failed record for the deleted sandbox")
+    assert "deleted" in env.operator.lifecycle.history.find(rec["sandboxId"])["failureMessage"]
+    await env.wait_idle("extdel", 1)
+    assert rec["podName"] not in {p["metadata"]["name"] for p in await env.pods("extdel")}, "finalizer not stranded"
 
 
 async def test_idle_pods_stuck_in_image_pull_backoff_are_replaced_without_overcreation(env: OpEnv) -> None:
@@ -103,6 +115,23 @@ async def test_pool_from_template_with_overrides(env: OpEnv) -> None:
         await env.operator.pool_service.create(req, CALLER)
     with pytest.raises(NotFound):
         await env.operator.pool_service.create(CreatePoolRequest(name="x", templateName="missing"), CALLER)
+
+
+async def test_update_changes_the_workload_image_for_new_claims_only(env: OpEnv) -> None:
+    await env.create_pool("upd", replicas=2)
+    await env.wait_idle("upd", 2)
+    before = await env.operator.sandboxes.create(CreateSandboxRequest(poolName="upd", wait=True), CALLER)
+    pool = await env.operator.pool_service.update("default", "upd", UpdatePoolRequest(
+        overrides={"image": "python:3.13"}))
+    assert pool["spec"]["template"]["spec"]["containers"][0]["image"] == "python:3.13"
+    await wait_until(lambda: env.operator.pools.get("default/upd")["spec"]["template"]["spec"]["containers"][0][
+        "image"] == "python:3.13", 10, "cache sees the update")
+    after = await env.operator.sandboxes.create(CreateSandboxRequest(poolName="upd", wait=True), CALLER)
+    assert after["containerImages"]["main"] == "python:3.13"
+    running = await env.kube.get(pods_path("default", before["podName"]))
+    assert running["spec"]["containers"][0]["image"] == WORK, "running sandboxes are untouched"
+    for rec in (before, after):
+        await env.operator.sandboxes.delete(rec["sandboxId"])
 
 
 async def test_pool_validation(env: OpEnv) -> None:
@@ -209,3 +238,21 @@ async def test_missing_protection_finalizer_is_restored(env: OpEnv) -> None:
         return v.FINALIZER_SANDBOX_PROTECTION in (pod["metadata"].get("finalizers") or [])
 
     await wait_until(restored, 10, "finalizer back-filled")
+
+
+async def test_proactive_scale_up_when_idle_pods_run_out(env: OpEnv) -> None:
+    auto = {"enabled": True,
+            "scaleUpPolicy": {"mode": "Aggressive", "cooldownSeconds": 3, "idleThresholdSeconds": 1},
+            "scaleDownPolicy": {"idleTimeoutSeconds": 300, "stabilizationSeconds": 60}}
+    await env.create_pool("pro", replicas=1, minReplicas=1, maxReplicas=3, autoscaling=auto)
+    await env.wait_idle("pro", 1)
+    rec = await env.operator.sandboxes.create(CreateSandboxRequest(poolName="pro", wait=True), CALLER)
+    await wait_until(lambda: (env.operator.pools.get("default/pro") or {}).get("spec", {}).get("replicas") == 2,
+                     15, "proactive scale-up after idle stayed at zero")
+    await wait_until(lambda: env.counts("pro")["idle"] == 1, 15, "the added pod is idle")
+    await asyncio.sleep(3.5)  # past the cooldown: with an idle pod again, no further scale-up
+    assert env.operator.pools.get("default/pro")["spec"]["replicas"] == 2
+    events = await env.kube.list(events_path("default"))
+    assert any(e["involvedObject"]["name"] == "pro" and e["reason"] == "AutoscalerScaleUp"
+               and "idleZero" in e["message"] for e in events["items"])
+    await env.operator.sandboxes.delete(rec["sandboxId"])

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import yaml
 
-from agent_sandbox.extproc.envoy_config import EnvoyPorts, envoy_binary, render, template_path, validate
+from agent_sandbox.extproc.envoy_config import (
+    EnvoyPorts,
+    envoy_binary,
+    extproc_token,
+    render,
+    template_path,
+    validate,
+)
 
 
 def test_template_is_the_deploy_file() -> None:
@@ -25,7 +33,7 @@ def test_rendered_config_is_valid_for_envoy(tmp_path: Path) -> None:
 
 
 def test_contract_settings() -> None:
-    cfg = yaml.safe_load(render(EnvoyPorts(listen_port=1, extproc_port=2, admin_port=3)))
+    cfg = yaml.safe_load(render(EnvoyPorts(listen_port=1, extproc_port=2, admin_port=3, extproc_token="tok")))
     listener = cfg["static_resources"]["listeners"][0]
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
     assert listener["address"]["socket_address"]["port_value"] == 1
@@ -33,6 +41,7 @@ def test_contract_settings() -> None:
     assert hcm["upgrade_configs"] == [{"upgrade_type": "websocket"}]
     ext = hcm["http_filters"][0]["typed_config"]
     assert ext["failure_mode_allow"] is False
+    assert ext["grpc_service"]["initial_metadata"] == [{"key": "authorization", "value": "Bearer tok"}]
     assert ext["processing_mode"]["request_header_mode"] == "SEND"
     assert {v for k, v in ext["processing_mode"].items() if k != "request_header_mode"} <= {"SKIP", "NONE"}
     routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
@@ -44,3 +53,9 @@ def test_contract_settings() -> None:
         "use_http_header": True, "http_header_name": "x-agentsandbox-dst"}
     ep = clusters["ext_proc_cluster"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
     assert ep["endpoint"]["address"]["socket_address"]["port_value"] == 2
+
+
+def test_extproc_token_is_a_salted_sha256_of_the_admin_key() -> None:
+    """The Helm chart computes it with sprig: printf "agent-sandbox extproc:%s" $key | sha256sum."""
+    token = extproc_token("k")
+    assert token == hashlib.sha256(b"agent-sandbox extproc:k").hexdigest()

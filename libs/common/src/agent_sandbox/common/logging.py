@@ -29,6 +29,24 @@ def redact(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+class _StderrLogger(structlog.PrintLogger):
+    """Writes each line to the *current* ``sys.stderr``.
+
+    structlog's PrintLogger binds the stream once; when the stream is later
+    replaced and closed (daemonising, test capture), every cached logger would
+    fail. Looking ``sys.stderr`` up per line costs nothing measurable.
+    """
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warn = warning = fatal = failure = err = error = critical = exception = msg
+
+
+def _stderr_logger_factory(*_args: Any) -> _StderrLogger:
+    return _StderrLogger()
+
+
 def configure_logging(level: str | None = None, json: bool | None = None) -> None:
     """Configure structlog and stdlib logging once per process.
 
@@ -54,7 +72,7 @@ def configure_logging(level: str | None = None, json: bool | None = None) -> Non
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger_factory,
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)

@@ -11,6 +11,7 @@ worker process otherwise.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -140,31 +141,33 @@ async def serve(
     on_ready: Callable[[], None],
 ) -> None:
     """Run one data-plane process until ``stop`` is set."""
-    api = await api_client(settings.kubeconfig)
-    plane = DataPlane(settings)
-    tasks = [asyncio.create_task(inf.run(), name=f"watch-{inf.name}") for inf in plane.build_informers(api)]
-    tasks.append(asyncio.create_task(plane.gc_loop(), name="gc"))
-    control = control_server(LocalBackend(plane.routes, plane.activity), control_address, control_key)
     host, _, port = settings.listen.rpartition(":")
     admin_key = settings.admin_key_value()
-    extproc, goaway_all = await start_server(
-        ExtProcHandler(plane.decider, plane.resolver), host.strip("[]") or "127.0.0.1", int(port),
-        reuse_port=reuse_port, token=extproc_token(admin_key) if admin_key else None,
-    )
-    try:
+    plane = DataPlane(settings)
+    api = await api_client(settings.kubeconfig)
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(api.close)
+        control = control_server(LocalBackend(plane.routes, plane.activity), control_address, control_key)
         await control.start()
+        stack.push_async_callback(control.stop, 1.0)
+        extproc, goaway_all = await start_server(
+            ExtProcHandler(plane.decider, plane.resolver), host.strip("[]") or "127.0.0.1", int(port),
+            reuse_port=reuse_port, token=extproc_token(admin_key) if admin_key else None,
+        )
+        stack.callback(goaway_all)
+        stack.callback(extproc.close)
+        tasks = [asyncio.create_task(inf.run(), name=f"watch-{inf.name}") for inf in plane.build_informers(api)]
+        tasks.append(asyncio.create_task(plane.gc_loop(), name="gc"))
+        tasks.append(asyncio.create_task(_when_synced(plane, on_ready), name="ready"))
+        stack.push_async_callback(_cancel, tasks)
         log.info("extproc serving", listen=settings.listen, control=control_address)
-        ready_task = asyncio.create_task(_when_synced(plane, on_ready))
         await stop.wait()
-        ready_task.cancel()
-    finally:
-        extproc.close()
-        goaway_all()
-        await control.stop(1.0)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await api.close()
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _when_synced(plane: DataPlane, on_ready: Callable[[], None]) -> None:

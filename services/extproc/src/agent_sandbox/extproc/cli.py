@@ -61,12 +61,25 @@ async def run(args: argparse.Namespace) -> int:
         return 2
     if not settings.admin_key_value():
         log.warning("!!! DEV MODE: the control plane and /metrics accept calls WITHOUT credentials !!!")
+    from kubernetes_asyncio.config import ConfigException
+
+    from .kube import api_client
+
+    try:  # fail fast and readably on a bad kubeconfig, before any worker starts
+        await (await api_client(settings.kubeconfig)).close()
+    except (ConfigException, OSError) as exc:
+        print(f"agent-sandbox extproc: cannot load Kubernetes configuration: {exc}", file=sys.stderr)
+        return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    if settings.workers == 1:
-        return await _run_single(settings, stop)
+    try:
+        if settings.workers == 1:
+            return await _run_single(settings, stop)
+    except OSError as exc:  # e.g. a port already in use
+        print(f"agent-sandbox extproc: {exc}", file=sys.stderr)
+        return 1
     runtime_dir = Path(tempfile.mkdtemp(prefix="agent-sandbox-extproc-"))
     try:
         metrics_dir = runtime_dir / "metrics"

@@ -133,5 +133,8 @@ def control_server(backend: ControlBackend, address: str, admin_key: str | None)
     interceptors = [AdminKeyInterceptor(admin_key)] if admin_key else []
     server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
     pb_grpc.add_ControlPlaneServiceServicer_to_server(ControlPlaneService(backend), server)
-    server.add_insecure_port(address)
+    try:
+        server.add_insecure_port(address)
+    except RuntimeError as exc:  # grpcio reports a busy port as RuntimeError
+        raise OSError(f"cannot listen on {address} (address in use?)") from exc
     return server

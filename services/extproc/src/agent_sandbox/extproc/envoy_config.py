@@ -10,7 +10,6 @@ also installs a top-level ``envoy`` package and may own its ``__init__``.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import importlib.util
 import shutil
 import string
@@ -46,9 +45,11 @@ def extproc_token(admin_key: str) -> str:
     """The credential Envoy sends to the ExtProc port, derived from the admin key.
 
     Derived rather than configured so the stable command line needs no new secret, and
-    one-way so the rendered Envoy config never contains the admin key itself.
+    one-way so the rendered Envoy config never contains the admin key itself. A plain
+    salted SHA-256 (of a 160-bit random key) so a Helm template can compute the same value:
+    ``printf "agent-sandbox extproc:%s" $adminKey | sha256sum``.
     """
-    return hmac.new(admin_key.encode(), b"agent-sandbox extproc", hashlib.sha256).hexdigest()
+    return hashlib.sha256(f"agent-sandbox extproc:{admin_key}".encode()).hexdigest()
 
 
 def template_path() -> Path:

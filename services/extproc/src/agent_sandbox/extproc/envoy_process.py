@@ -56,7 +56,7 @@ class EnvoyProcess:
                 except aiohttp.ClientError:
                     pass
                 await asyncio.sleep(0.05)
-        log_tail = self.log_path.read_text()[-2000:] if self.log_path.exists() else ""
+        log_tail = self.log_path.read_text()[-3000:] if self.log_path.exists() else ""
         await self.stop()
         raise RuntimeError(f"envoy did not become ready: {log_tail}")
 

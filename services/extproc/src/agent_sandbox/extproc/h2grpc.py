@@ -30,7 +30,7 @@ import asyncio
 import hmac
 import struct
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 import hpack
 
@@ -50,6 +50,8 @@ PROTOCOL_ERROR, REFUSED_STREAM = 0x1, 0x7
 _DECODE_CACHE_SIZE = 64
 
 MAX_STREAMS = 4096
+MAX_FRAME_SIZE = 16384  # the RFC 9113 default; we never advertise more
+MAX_HEADER_BLOCK = 256 * 1024
 STREAM_WINDOW = 1 << 20
 CONNECTION_WINDOW = 1 << 30
 MAX_MESSAGE = STREAM_WINDOW
@@ -89,13 +91,17 @@ class MessageHandler(Protocol):
 
 
 class _Stream:
-    __slots__ = ("buffer", "header_block", "ok", "response_started")
+    __slots__ = ("buffer", "end_stream", "header_block", "ok", "rejection", "response_started")
 
     def __init__(self) -> None:
         self.header_block = bytearray()
         self.buffer = bytearray()
         self.ok = False
         self.response_started = False
+        self.end_stream = False
+        #: Error answer, sent once the client has sent its message (or ended the stream), so a
+        #: client still writing its request sees the status rather than a failed send.
+        self.rejection: bytes | None = None
 
 
 class ExtProcProtocol(asyncio.Protocol):
@@ -123,12 +129,11 @@ class ExtProcProtocol(asyncio.Protocol):
 
     # ---- connection lifecycle -----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
         self.connections.add(self)
         settings = struct.pack(">HI", SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS) + struct.pack(
             ">HI", SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW)
-        transport.write(frame(SETTINGS, 0, 0, settings)
+        self.transport.write(frame(SETTINGS, 0, 0, settings)
                         + frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", CONNECTION_WINDOW - 65535)))
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -167,6 +172,9 @@ class ExtProcProtocol(asyncio.Protocol):
         end = len(buf)
         while end - pos >= 9 and not self.closed:
             length = (buf[pos] << 16) | (buf[pos + 1] << 8) | buf[pos + 2]
+            if length > MAX_FRAME_SIZE:
+                self._fail("frame larger than SETTINGS_MAX_FRAME_SIZE")
+                return
             if end - pos < 9 + length:
                 break
             kind, flags = buf[pos + 3], buf[pos + 4]
@@ -190,6 +198,9 @@ class ExtProcProtocol(asyncio.Protocol):
                 self._fail("unexpected CONTINUATION")
                 return
             stream.header_block += payload
+            if len(stream.header_block) > MAX_HEADER_BLOCK:
+                self._fail("header block too large")
+                return
             if flags & END_HEADERS:
                 self.continuation_of = 0
                 self._header_block_done(sid, stream)
@@ -238,6 +249,7 @@ class ExtProcProtocol(asyncio.Protocol):
                     self.transport.write(frame(RST_STREAM, 0, sid, struct.pack(">I", REFUSED_STREAM)))
                 return
             stream = self.streams[sid] = _Stream()
+        stream.end_stream = bool(flags & END_STREAM)
         stream.header_block += payload[start:stop]
         if flags & END_HEADERS:
             self._header_block_done(sid, stream)
@@ -275,7 +287,7 @@ class ExtProcProtocol(asyncio.Protocol):
         headers = self._decode(block)
         if headers is None:
             return
-        if stream.response_started or stream.ok:
+        if stream.response_started or stream.ok or stream.rejection is not None:
             return  # request trailers: nothing to do
         path = authorization = b""
         for name, value in headers:
@@ -290,6 +302,11 @@ class ExtProcProtocol(asyncio.Protocol):
         else:
             stream.ok = True
             return
+        stream.rejection = answer
+        if stream.end_stream:
+            self._reject(sid, answer)
+
+    def _reject(self, sid: int, answer: bytes) -> None:
         self.streams.pop(sid, None)
         if self.transport is not None:
             self.transport.write(frame(HEADERS, END_HEADERS | END_STREAM, sid, answer))
@@ -300,7 +317,11 @@ class ExtProcProtocol(asyncio.Protocol):
             self.transport.write(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", self.received)))
             self.received = 0
         stream = self.streams.get(sid)
-        if stream is None or not stream.ok:
+        if stream is None:
+            return
+        if not stream.ok:
+            if stream.rejection is not None:
+                self._reject(sid, stream.rejection)
             return
         if flags & PADDED and payload:
             payload = payload[1 : len(payload) - payload[0]]
@@ -365,6 +386,9 @@ class ExtProcProtocol(asyncio.Protocol):
         if self.transport is None or self.closed:
             return
         if self.pending or flow_controlled > self.send_window:
+            if len(self.pending) >= MAX_STREAMS:
+                self._fail("peer grants no flow-control window")
+                return
             self.pending.append((data, flow_controlled))
             return
         self.send_window -= flow_controlled

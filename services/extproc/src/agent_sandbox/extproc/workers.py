@@ -1,8 +1,10 @@
 """Several extproc worker processes behind one ExtProc port.
 
-One Python process saturates a core well before Envoy does, so ``--workers N``
-starts N worker processes that all bind the ExtProc port with SO_REUSEPORT; the
-kernel spreads Envoy's gRPC connections across them. Each worker keeps its own
+``--workers N`` starts N worker processes that all bind the ExtProc port with
+SO_REUSEPORT; the kernel spreads Envoy's HTTP/2 connections across them (Envoy
+opens more connections under load because the config caps streams per
+connection). Useful where cores are spare: on a 2-core machine shared with Envoy
+and the load generator, one worker measured best (bench/dataplane). Each worker keeps its own
 route table, fed by its own watches, so no request ever crosses a process
 boundary. This supervisor owns what must exist once: the public control-plane
 port (its backend fans PushRoute/EvictRoute out to every worker and merges

@@ -11,11 +11,15 @@ from __future__ import annotations
 from typing import Protocol
 
 
-class DataPlane(Protocol):
+class LastActiveSource(Protocol):
+    """Where the idle-timeout loop learns about activity: sandbox id -> RFC 3339, ``None`` if unreachable."""
+
+    async def get_last_active(self) -> dict[str, str] | None: ...
+
+
+class DataPlane(LastActiveSource, Protocol):
     async def push_route(self, sandbox_id: str, namespace: str, pod_name: str) -> bool: ...
 
     async def evict_route(self, sandbox_id: str) -> bool: ...
-
-    async def get_last_active(self) -> dict[str, str] | None: ...
 
     async def close(self) -> None: ...

@@ -1,10 +1,10 @@
 """How the operator reaches a sandbox's envd (metrics, access-token ``/init``, terminals).
 
-Addressing is a URL template with ``{pod_ip}`` and ``{sandbox_id}``: ``http://{pod_ip}:49983`` talks to
-the pod directly (in-cluster, or a ``local`` node's loopback pod addresses); a gateway form such as
-``http://envoy:8092/sandboxes/{sandbox_id}/49983`` goes through the data plane. Every call carries
-the sandbox's derived access token (when a secret is configured) and the ``E2b-Sandbox-*`` routing
-headers, so the same request works on either path.
+Addressing is a URL template with ``{pod_ip}`` (and ``{sandbox_id}``): ``http://{pod_ip}:49983`` talks
+to the pod directly (in-cluster, or a ``local`` node's loopback pod addresses); the bare data-plane URL
+(``http://envoy:8092``) goes through Envoy + extproc exactly like the E2B SDK, routed by the
+``E2b-Sandbox-Id``/``E2b-Sandbox-Port`` headers every call carries, along with the sandbox's derived
+access token (when a secret is configured).
 """
 
 from __future__ import annotations
@@ -62,7 +62,10 @@ class EnvdAccess:
             async with self.session.request(method, self.base_url(pod) + path, json=body,
                                             headers=self.headers(sid)) as resp:
                 if resp.status >= 300:
-                    raise ApiError(502, f"envd answered {resp.status} to {method} {path}", code="EnvdError")
+                    # A gateway's 5xx (route not ready, envd not listening) is worth retrying; envd's 4xx is not.
+                    status = 502 if resp.status >= 500 else 500
+                    raise ApiError(status, f"envd answered {resp.status} to {method} {path}", code="EnvdError",
+                                   retryable=status == 502)
                 return await resp.json(content_type=None) if resp.status != 204 else None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ApiError(502, f"envd of sandbox {sid} is unreachable", code="EnvdUnreachable") from exc

@@ -9,6 +9,7 @@ existence does not leak.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from agent_sandbox.common import vocabulary as v
@@ -20,6 +21,8 @@ from agent_sandbox.operator.services.sandboxes import SandboxService
 
 #: Page size used to walk the service's listing (its maximum).
 _PAGE = 1000
+#: How long a write waits for the watch cache to show it (reads come from the cache).
+READ_YOUR_WRITES_S = 2.0
 
 
 def caller_of(identity: Identity) -> Caller:
@@ -70,8 +73,19 @@ class SandboxAccess:
         return await self.service.delete(sandbox_id, namespace_scope(identity))
 
     async def set_timeout(self, identity: Identity, sandbox_id: str, duration: str) -> None:
+        """Set the idle timeout; returns once the watch cache shows it, so the caller's next read does too."""
         await self.get(identity, sandbox_id)
+        before = self.live_pod(sandbox_id)
         await self.service.set_timeout(sandbox_id, duration, namespace_scope(identity))
+        if before is None:
+            return
+        old_rv = pv.resource_version(before)
+
+        def written(pod: pv.Pod | None) -> bool:
+            return pod is None or pv.resource_version(pod) != old_rv
+
+        with contextlib.suppress(TimeoutError):
+            await self.service.pods.wait_for(pv.key(before), written, READ_YOUR_WRITES_S)
 
     def live_pod(self, sandbox_id: str) -> pv.Pod | None:
         """The pod currently holding ``sandbox_id`` (from the watch cache), if any."""

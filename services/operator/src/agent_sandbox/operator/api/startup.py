@@ -102,7 +102,9 @@ def service_handlers(access: SandboxAccess, pools: PoolService, kube: KubeClient
 
 
 async def _listen(app: web.Application, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
+    # A caller that hangs up cancels its handler: a create abandoned mid-claim is released (Canceled)
+    # instead of leaving a claimed pod nobody knows about.
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

@@ -19,7 +19,7 @@ from datetime import datetime
 from agent_sandbox.common import vocabulary as v
 from agent_sandbox.common.logging import get_logger
 from agent_sandbox.operator import podview as pv
-from agent_sandbox.operator.dataplane import DataPlane
+from agent_sandbox.operator.dataplane import LastActiveSource
 from agent_sandbox.operator.kube.client import KubeClient, KubeError, pods_path
 from agent_sandbox.operator.kube.informer import Informer
 from agent_sandbox.operator.lifecycle import inplace
@@ -36,14 +36,14 @@ log = get_logger(__name__)
 
 class IdleTimeoutLoop:
     def __init__(self, client: KubeClient, pods: Informer, pools: Informer, lifecycle: Lifecycle,
-                 dataplane: DataPlane | None, *, interval_s: float = DEFAULT_INTERVAL_S,
+                 last_active_source: LastActiveSource | None, *, interval_s: float = DEFAULT_INTERVAL_S,
                  dataplane_grace_s: float = DEFAULT_DATAPLANE_GRACE_S,
                  now: Callable[[], datetime] = now_utc) -> None:
         self.client = client
         self.pods = pods
         self.pools = pools
         self.lifecycle = lifecycle
-        self.dataplane = dataplane
+        self.last_active_source = last_active_source
         self.interval_s = interval_s
         self.dataplane_grace_s = dataplane_grace_s
         self.now = now
@@ -62,9 +62,9 @@ class IdleTimeoutLoop:
             await asyncio.sleep(self.interval_s)
 
     async def _observed(self) -> tuple[bool, dict[str, datetime]]:
-        if self.dataplane is None:
-            return True, {}
-        raw = await self.dataplane.get_last_active()
+        if self.last_active_source is None:
+            return True, {}  # no data plane: the last-active annotation is the activity record
+        raw = await self.last_active_source.get_last_active()
         if raw is None:
             since = self._unreachable_since = self._unreachable_since or time.monotonic()
             if time.monotonic() - since < self.dataplane_grace_s:

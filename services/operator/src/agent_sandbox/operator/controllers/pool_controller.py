@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -45,6 +46,9 @@ DEFAULT_REQUEUE_S = 10.0
 MAX_CONCURRENT_RECONCILES = 8
 MAX_CONCURRENT_CREATES = 32
 STOPPING_TIMEOUT_S = 300.0
+#: Count-only status changes are written at most this often per pool (a claim burst changes the
+#: counts on every reconcile; phase and condition changes are always written at once).
+STATUS_MIN_INTERVAL_S = 1.0
 
 log = get_logger(__name__)
 
@@ -90,6 +94,7 @@ class PoolController:
         self._hook_tasks: dict[str, asyncio.Task[None]] = {}
         self._create_sem = asyncio.Semaphore(MAX_CONCURRENT_CREATES)
         self.reconciles = 0
+        self._status_written_at: dict[str, float] = {}
 
     # ---- wiring -----------------------------------------------------------------------------
     def on_pool_event(self, event: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
@@ -189,7 +194,9 @@ class PoolController:
         pool = await self._apply_autoscale(pool, decision)
         if decision.requeue_after_s:
             requeue.append(decision.requeue_after_s)
-        await self._write_status(pool, live, decision, now)
+        status_wait = await self._write_status(key, pool, live, decision, now)
+        if status_wait:
+            requeue.append(status_wait)
 
         replicas = int((pool.get("spec") or {}).get("replicas") or 0)
         stuck = [p for p in live if podhealth.stuck_idle(p, now, self.unhealthy_grace_s)]
@@ -236,6 +243,7 @@ class PoolController:
                 await self.client.merge_patch(pools_path(meta["namespace"], meta["name"]),
                                               {"metadata": {"finalizers": fins}})
         self.expectations.forget(key)
+        self._status_written_at.pop(key, None)
         self.metrics.forget_pool(self._metric_labels(pool))
         if self.forget_pool is not None:
             await self.forget_pool(key)
@@ -405,8 +413,9 @@ class PoolController:
             log.info("autoscaler", pool=f"{meta['namespace']}/{meta['name']}", action=decision.event[1])
         return {**written, "status": pool.get("status") or {}}
 
-    async def _write_status(self, pool: dict[str, Any], pods: list[pv.Pod], decision: Decision,
-                            now: datetime) -> None:
+    async def _write_status(self, key: str, pool: dict[str, Any], pods: list[pv.Pod], decision: Decision,
+                            now: datetime) -> float | None:
+        """Write the status if it changed; returns a requeue delay when a count-only write was deferred."""
         meta = pool["metadata"]
         old = pool.get("status") or {}
         status = compute_status(pool, pods, now)
@@ -423,12 +432,20 @@ class PoolController:
         comparable_old = {k: val for k, val in old.items() if k != "pendingRequests"}
         comparable_new = {k: val for k, val in status.items() if k != "pendingRequests"}
         if comparable_old == comparable_new:
-            return
+            return None
+        significant = (old.get("phase") != status["phase"] or decision.status
+                       or [c.get("status") for c in old.get("conditions") or []]
+                       != [c["status"] for c in status["conditions"]])
+        since = time.monotonic() - self._status_written_at.get(key, -1e9)
+        if not significant and since < STATUS_MIN_INTERVAL_S:
+            return STATUS_MIN_INTERVAL_S - since
+        self._status_written_at[key] = time.monotonic()
         patch = {k: comparable_new.get(k) for k in set(comparable_old) | set(comparable_new)}
         await self.client.merge_patch(pools_path(meta["namespace"], meta["name"], "status"), {"status": patch})
         if old.get("phase") != status["phase"]:
             await self._event(pool, "PhaseChanged",
                               f"pool phase {old.get('phase') or 'None'} -> {status['phase']}")
+        return None
 
     async def _event(self, pool: dict[str, Any], reason: str, message: str) -> None:
         meta = pool["metadata"]

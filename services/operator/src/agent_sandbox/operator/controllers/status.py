@@ -130,7 +130,6 @@ def compute_status(pool: dict[str, Any], pods: list[pv.Pod], now: datetime) -> d
         })
     status: dict[str, Any] = {
         "phase": pool_phase(bool(meta.get("deletionTimestamp")), replicas, counts).value,
-        "replicas": counts.total,
         "idleReplicas": counts.idle,
         "unavailableIdleReplicas": counts.unavailable_idle,
         "runningReplicas": counts.running,

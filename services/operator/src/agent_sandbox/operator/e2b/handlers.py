@@ -9,6 +9,7 @@ ever extends them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,7 +37,7 @@ from agent_sandbox.operator.e2b.models import (
     refuse_unsupported,
 )
 from agent_sandbox.operator.e2b.templates import claim_options, parse_template_id
-from agent_sandbox.operator.services.errors import ServiceError
+from agent_sandbox.operator.services.errors import NotFound, ServiceError
 from agent_sandbox.operator.services.models import CreateSandboxRequest
 from agent_sandbox.operator.services.pools import PoolService
 from agent_sandbox.operator.timeutil import now_utc
@@ -44,6 +45,10 @@ from agent_sandbox.operator.timeutil import now_utc
 log = get_logger(__name__)
 
 DEFAULT_USER = "user"
+#: How long create keeps trying to reach a claimed sandbox's envd before giving it up.
+ARM_TIMEOUT_S = 10.0
+TRANSIENT = frozenset({502, 503, 504})
+IDENTITY: web.RequestKey[Identity] = web.RequestKey("identity", Identity)
 
 
 @dataclass
@@ -58,7 +63,7 @@ class E2BDeps:
 
 
 def identity(request: web.Request) -> Identity:
-    return request["identity"]  # set by the server's auth middleware
+    return request[IDENTITY]  # set by the server's auth middleware
 
 
 def _seconds(value: int) -> str:
@@ -94,7 +99,11 @@ class E2BHandlers:
             idleTimeout=_seconds(req.timeout) if req.timeout is not None else None,
             startupTimeout=f"{opts.startup_timeout}s" if opts.startup_timeout else None,
             postStartHooks=[{"httpPost": {"port": ENVD_PORT, "path": "/init", "body": init}}], wait=opts.wait)
-        record = await self.d.access.create(ident, claim)
+        try:
+            record = await self.d.access.create(ident, claim)
+        except NotFound as exc:
+            raise bad_request(f"template {req.templateID!r} not found: no such pool in your namespace",
+                              detail=exc.detail) from exc
         sandbox_id = record["sandboxId"]
         token = self.d.envd.token(sandbox_id)
         if token and opts.wait:
@@ -103,18 +112,31 @@ class E2BHandlers:
         return self._sandbox(record, token)
 
     async def _arm_token(self, ident: Identity, sandbox_id: str) -> None:
-        """Give envd the sandbox's access token; a sandbox that cannot be armed is released, never handed out."""
-        pod = self.d.access.live_pod(sandbox_id)
-        try:
-            if pod is None:
-                raise ApiError(500, "the sandbox stopped before it became usable", code="SandboxStartFailed")
-            await self.d.envd.request(pod, "POST", "/init", {"accessToken": self.d.envd.token(sandbox_id)})
-        except ApiError as exc:
-            log.warning("e2b sandbox could not be armed", sandbox_id=sandbox_id, error=exc.message)
-            with contextlib.suppress(ApiError, ServiceError):
-                await self.d.access.delete(ident, sandbox_id)
-            raise ApiError(500, f"the sandbox did not become usable: {exc.message}", code="SandboxStartFailed",
-                           retryable=False) from exc
+        """Give envd the sandbox's access token, retrying while the sandbox is not reachable yet.
+
+        With ``envd_url_template`` in the data-plane form this call takes the SDK's own path, so its
+        success also proves the sandbox is routable. A sandbox that cannot be armed in time is
+        released, never handed out.
+        """
+        deadline = asyncio.get_running_loop().time() + ARM_TIMEOUT_S
+        delay = 0.02
+        while True:
+            pod = self.d.access.live_pod(sandbox_id)
+            try:
+                if pod is None:
+                    raise ApiError(500, "the sandbox stopped before it became usable", code="SandboxStartFailed")
+                await self.d.envd.request(pod, "POST", "/init", {"accessToken": self.d.envd.token(sandbox_id)})
+                return
+            except ApiError as exc:
+                if pod is not None and exc.status in TRANSIENT and asyncio.get_running_loop().time() < deadline:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+                    continue
+                log.warning("e2b sandbox could not be armed", sandbox_id=sandbox_id, error=exc.message)
+                with contextlib.suppress(ApiError, ServiceError):
+                    await self.d.access.delete(ident, sandbox_id)
+                raise ApiError(500, f"the sandbox did not become usable: {exc.message}",
+                               code="SandboxStartFailed", retryable=False) from exc
 
     def _sandbox(self, record: dict[str, Any], token: str | None) -> dict[str, Any]:
         return Sandbox(templateID=record.get("poolName", ""), sandboxID=record["sandboxId"],

@@ -16,7 +16,7 @@ from agent_sandbox.operator.api.errors import e2b_body, error_middleware, json_r
 from agent_sandbox.operator.api.http_metrics import metrics_middleware
 from agent_sandbox.operator.auth.authenticator import Authenticator
 from agent_sandbox.operator.e2b import unsupported
-from agent_sandbox.operator.e2b.handlers import E2BDeps, E2BHandlers
+from agent_sandbox.operator.e2b.handlers import IDENTITY, E2BDeps, E2BHandlers
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 PUBLIC_PATHS = frozenset({"/health"})
@@ -27,7 +27,7 @@ def auth_middleware(authenticator: Authenticator) -> Callable[..., Awaitable[web
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path not in PUBLIC_PATHS:
-            request["identity"] = await authenticator.authenticate(
+            request[IDENTITY] = await authenticator.authenticate(
                 request.headers, allow_jwt=False, allow_impersonation=False)
         return await handler(request)
 

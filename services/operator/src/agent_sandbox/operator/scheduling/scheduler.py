@@ -131,11 +131,12 @@ class PoolScheduler:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        err = self._no_idle("scheduler is shutting down")
+        detail = self.pool_detail()
         while self._requests:
             req = self._requests.popleft()
             if not req.future.done():
-                req.future.set_exception(err)
+                req.future.set_exception(NoIdleSandbox(self.namespace, self.pool, dict(detail),
+                                                       "scheduler is shutting down"))
         for task in list(self._side_tasks):
             task.cancel()
         if self._side_tasks:
@@ -157,10 +158,13 @@ class PoolScheduler:
         self._wake.set()
         return await fut
 
-    def on_pod_event(self, _type: str, _old: pv.Pod | None, new: pv.Pod | None) -> None:
+    def on_pod_event(self, _type: str, old: pv.Pod | None, new: pv.Pod | None) -> None:
         """Informer handler (already filtered to this pool): feed newly idle pods to the ready queue."""
         if claimable(new):
             key = pv.key(new)  # type: ignore[arg-type]
+            if old is not None and pv.sandbox_phase(old) != v.SandboxPhase.IDLE:
+                # Came back from a sandbox: our claim write has long propagated, the reservation is moot.
+                self._reservations.release(key)
             if not self._reservations.is_reserved(key) and self._ready.push(key):
                 self._wake.set()
 
@@ -241,12 +245,14 @@ class PoolScheduler:
             self._refresh()
         if self._requests and any(r.deadline <= now or r.future.done() for r in self._requests):
             keep: deque[ClaimRequest] = deque()
+            detail: dict[str, Any] | None = None  # counted once per sweep, not once per request
             for req in self._requests:
                 if req.future.done():
                     continue
                 if req.deadline <= now:
+                    detail = detail or self.pool_detail()
                     self._metrics.cas_outcome.labels("expired").inc()
-                    req.future.set_exception(self._no_idle())
+                    req.future.set_exception(NoIdleSandbox(self.namespace, self.pool, dict(detail)))
                 else:
                     keep.append(req)
             self._requests = keep

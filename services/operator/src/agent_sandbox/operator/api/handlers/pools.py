@@ -13,6 +13,7 @@ import orjson
 from agent_sandbox.common import vocabulary as v
 from agent_sandbox.operator.api.binding import Handler
 from agent_sandbox.operator.api.context import Call, Reply
+from agent_sandbox.operator.api.models.common import StringList
 from agent_sandbox.operator.api.models.pools import (
     DeletePoolResponse,
     PoolCounts,
@@ -67,10 +68,15 @@ def handlers(pools: PoolService) -> dict[str, Handler]:
         return Reply(202, DeletePoolResponse.model_validate(
             await pools.delete(call.identity.namespace, call.path("name"))))
 
+    async def namespaces(call: Call) -> Reply:
+        names = sorted({(p.get("metadata") or {}).get("namespace", "") for p in pools.list()} - {""})
+        return Reply(200, StringList(items=names, total=len(names)))
+
     return {
         "CreateSandboxPool": create,
         "GetSandboxPool": get,
         "ListSandboxPools": list_,
         "UpdateSandboxPool": update,
         "DeleteSandboxPool": delete,
+        "ListNamespaces": namespaces,
     }
