@@ -69,11 +69,15 @@ def same_image_pool(replicas: int) -> dict:
 
 
 def measure(up: UpProcess, python: Path, template: str, count: int) -> dict:
+    """Figures for ``template``, or the error that stopped the run (the other scenarios still run)."""
     env = {**up.sdk_env(), "TTFC_TEMPLATE": template, "TTFC_COUNT": str(count)}
-    result = run_sdk_driver(python, "first_command", env, timeout=60 + count * 30)["first_command"]
+    try:
+        result = run_sdk_driver(python, "first_command", env, timeout=60 + count * 30)["first_command"]
+    except AssertionError as exc:
+        return {"template": template, "error": str(exc).strip().splitlines()[-1][:500]}
     if any(code != 0 for code in result["exit_codes"]):
-        raise SystemExit(f"a first command failed for {template}: {result['exit_codes']}")
-    return {"ttfc": summary(result["ttfc_s"]), "create": summary(result["create_s"])}
+        return {"template": template, "error": f"a first command failed: exit codes {result['exit_codes']}"}
+    return {"template": template, "ttfc": summary(result["ttfc_s"]), "create": summary(result["create_s"])}
 
 
 def main() -> None:

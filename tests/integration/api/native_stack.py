@@ -49,7 +49,7 @@ def _load(name: str, relative: str) -> Any:
     return module
 
 
-OPS = _load("operator_it_fixtures", "operator/conftest.py")
+OPS = _load("operator_it_stack", "operator/operator_stack.py")
 T = TypeVar("T")
 JWT_SECRET = b"integration-secret-0123456789abcdef"
 CLUSTER_ID = "it"

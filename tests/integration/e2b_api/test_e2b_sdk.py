@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from native_stack import NativeStack
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "envd"))
@@ -36,7 +37,7 @@ def local_stack() -> Iterator[NativeStack]:
     s = NativeStack(node="local", data_plane=True, envd_secret="envd-secret-" + "ab" * 16,
                     envd_url_template=GATEWAY_TEMPLATE).start()
     try:
-        s.create_pool("sdk", 3)
+        s.create_pool("sdk", 6)
         yield s
     finally:
         s.stop()
@@ -82,3 +83,17 @@ def test_idempotent_create_and_errors(observed: dict) -> None:
     if "idempotent" in observed:
         assert observed["idempotent"] is True
     assert observed["bad_template"] in ("SandboxException", "InvalidArgumentException")
+
+
+def test_env_vars_never_land_in_pod_annotations(local_stack: NativeStack) -> None:
+    headers = {"X-API-KEY": "e2b_" + local_stack.tenant_key("env-check", "red")[4:]}
+    r = requests.post(f"{local_stack.e2b_url}/v2/sandboxes", headers=headers, timeout=60,
+                      json={"templateID": "sdk", "envVars": {"API_TOKEN": "s3cr3t-value-42"}})
+    assert r.status_code == 201, r.text
+    sid = r.json()["sandboxID"]
+    try:
+        assert local_stack.operator is not None
+        [pod] = local_stack.operator.pods.by_index("sandbox-id", sid)
+        assert "s3cr3t-value-42" not in json.dumps(pod)
+    finally:
+        requests.delete(f"{local_stack.e2b_url}/sandboxes/{sid}", headers=headers, timeout=30)

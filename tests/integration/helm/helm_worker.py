@@ -7,7 +7,10 @@ list of Kubernetes objects it produces for a given set of values.
 from __future__ import annotations
 
 import base64
+import os
 import pathlib
+import re
+import subprocess
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,3 +100,55 @@ def container_port(container: dict[str, Any], name: str) -> int:
 
 def listen_port(address: str) -> int:
     return int(address.rpartition(":")[2])
+
+
+# ---- a pod's containers as local processes -------------------------------------------------------------------
+# Each volume of the pod becomes the directory <workdir>/<volume name>, shared by its containers as in the pod:
+# ConfigMap volumes hold the rendered ConfigMap's keys, emptyDir volumes start empty.
+
+
+def pod_spec(r: Rendered, deployment: str) -> dict[str, Any]:
+    return r.get("Deployment", deployment)["spec"]["template"]["spec"]
+
+
+def prepare_volumes(r: Rendered, deployment: str, workdir: pathlib.Path) -> None:
+    for volume in pod_spec(r, deployment)["volumes"]:
+        local = workdir / volume["name"]
+        local.mkdir(exist_ok=True)
+        if "configMap" in volume:
+            for key, value in r.get("ConfigMap", volume["configMap"]["name"])["data"].items():
+                (local / key).write_text(value)
+
+
+def local_args(container: dict[str, Any], workdir: pathlib.Path) -> list[str]:
+    """The container's command and args, every path under a volume mount moved to the volume's directory."""
+    # /tmp is scratch space and stays the host's: the tests' own files (e.g. the embedded control plane's
+    # kubeconfig, passed through extraArgs) live there.
+    local = {m["mountPath"]: str(workdir / m["name"]) for m in container.get("volumeMounts", [])
+             if m["mountPath"] != "/tmp"}
+    if not local:
+        return [*container.get("command", []), *container.get("args", [])]
+    # One pass, longest mount first, whole path components only (/etc/envoy is not /etc/envoy-template).
+    mounts = "|".join(re.escape(p) for p in sorted(local, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![\w/.-])(?:{mounts})(?=/|$)")
+    return [pattern.sub(lambda m: local[m.group(0)], a)
+            for a in [*container.get("command", []), *container.get("args", [])]]
+
+
+def container_env(r: Rendered, container: dict[str, Any]) -> dict[str, str]:
+    """The container's env as the kubelet builds it: literal values and Secret references resolved."""
+    env: dict[str, str] = {}
+    for var in container.get("env", []):
+        ref = var.get("valueFrom", {}).get("secretKeyRef")
+        env[var["name"]] = r.secret_value(ref["name"], ref["key"]) if ref else var["value"]
+    return env
+
+
+def run_init_containers(r: Rendered, deployment: str, workdir: pathlib.Path) -> None:
+    """Run the pod's init containers to completion, in order, like the kubelet before the main containers."""
+    prepare_volumes(r, deployment, workdir)
+    for container in pod_spec(r, deployment).get("initContainers", []):
+        done = subprocess.run(local_args(container, workdir), env={"PATH": os.environ["PATH"],
+                                                                   **container_env(r, container)},
+                              capture_output=True, text=True, timeout=30, check=False)
+        assert done.returncode == 0, f"init container {container['name']} failed: {done.stderr}"

@@ -89,3 +89,12 @@ def test_image_install_step_provides_what_the_chart_runs(image, rendered, tmp_pa
         version = subprocess.run([str(venv / "bin" / "envoy"), "--version"], capture_output=True, text=True,
                                  timeout=60, check=False)
         assert re.search(r"/1\.\d+\.\d+/", version.stdout), version.stdout + version.stderr
+        # ...and its envoy-config init container, whose shell script needs a Debian userland (dash, coreutils,
+        # sed are Essential packages): the runtime stage must be the Debian python image, not a distroless one.
+        init = rendered("default").get("Deployment", IMAGES[image][0])["spec"]["template"]["spec"][
+            "initContainers"][0]
+        assert init["image"] == rendered("default").container(*IMAGES[image])["image"]
+        assert init["command"][0] == "/bin/sh"
+        (base,) = [args for op, args in runtime if op == "FROM"]
+        default = next(args for op, args in instructions if op == "ARG" and args.startswith("PYTHON_IMAGE="))
+        assert base == "${PYTHON_IMAGE}" and re.fullmatch(r"PYTHON_IMAGE=python:3\.11-slim-(bookworm|trixie)", default)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import pathlib
 import shutil
@@ -11,7 +12,18 @@ import certifi
 import helm_python as helm
 import pytest
 import yaml
-from helm_worker import CHART_DIR, CRD_DIR, NAMESPACE, VALUE_SETS, Rendered, container_port, listen_port
+from helm_worker import (
+    CHART_DIR,
+    CRD_DIR,
+    NAMESPACE,
+    VALUE_SETS,
+    Rendered,
+    container_port,
+    listen_port,
+    local_args,
+    pod_spec,
+    run_init_containers,
+)
 
 from agent_sandbox.common.cli import build_parser
 from agent_sandbox.common.settings import load_settings
@@ -20,6 +32,7 @@ from agent_sandbox.extproc.settings import ExtprocSettings
 from agent_sandbox.operator.kube.client import KubeClient
 from agent_sandbox.operator.settings import OperatorSettings
 
+DATA_PLANE = "agent-sandbox-data-plane"
 CUSTOM_DATA_PLANE = {"dataPlane": {
     "envoy": {"port": 18092, "adminPort": 19901, "streamTimeoutSeconds": 600, "extprocStreamsPerConnection": 4},
     "extproc": {"port": 19002, "controlPort": 19003, "healthPort": 18081, "workers": 2, "enableAuth": True,
@@ -48,26 +61,67 @@ def test_packaged_chart_carries_the_real_files(tmp_path):
             assert extracted is not None and extracted.read() == source.read_bytes()
 
 
-def _envoy_config(r: Rendered) -> str:
-    return r.get("ConfigMap", "agent-sandbox-envoy")["data"]["envoy.yaml"]
+def _envoy_config(r: Rendered, workdir: pathlib.Path) -> str:
+    """The config Envoy reads: what the data-plane pod's init container writes where Envoy mounts it."""
+    run_init_containers(r, DATA_PLANE, workdir)
+    envoy = r.container(DATA_PLANE, "envoy")
+    config_arg = envoy["args"][envoy["args"].index("-c") + 1]
+    (mounted,) = local_args({"args": [config_arg], "volumeMounts": envoy["volumeMounts"]}, workdir)
+    return pathlib.Path(mounted).read_text()
 
 
-def test_envoy_configmap_is_the_single_machine_config(rendered):
-    # The chart's defaults and the single-machine stack's defaults are the same data plane.
-    assert _envoy_config(rendered("default")) == envoy_config.render()
+def _token(r: Rendered, secret: str = "agent-sandbox-credentials") -> str:
+    return envoy_config.extproc_token(r.secret_value(secret, "admin-key"))
 
 
-def test_envoy_configmap_follows_port_values_and_envoy_accepts_it(render_with, tmp_path):
+def test_envoy_config_is_the_single_machine_config(rendered, tmp_path):
+    # The chart's defaults and the single-machine stack's defaults are the same data plane, with the token
+    # derived from the Secret's admin key exactly as the stack derives it.
+    r = rendered("default")
+    assert _envoy_config(r, tmp_path) == envoy_config.render(envoy_config.EnvoyPorts(extproc_token=_token(r)))
+
+
+def test_envoy_config_never_lands_in_an_api_object(rendered):
+    r = rendered("default")
+    token = _token(r)
+    assert "${EXTPROC_TOKEN}" in r.get("ConfigMap", "agent-sandbox-envoy-template")["data"]["envoy.yaml"]
+    assert not [o for o in r.objects if token in yaml.safe_dump(o)]
+    volume = next(v for v in pod_spec(r, DATA_PLANE)["volumes"] if v["name"] == "envoy-config")
+    assert volume["emptyDir"]["medium"] == "Memory"
+    init = pod_spec(r, DATA_PLANE)["initContainers"][0]
+    assert [e["name"] for e in init["env"]] == ["AGENT_SANDBOX_ADMIN_KEY"]  # not the envd secret
+
+
+def test_existing_secret_fills_the_token_at_pod_start(rendered, tmp_path):
+    r = rendered("existing-secret")
+    assert r.find("Secret", "my-credentials") is None  # the user's Secret, not the chart's
+    key = "asb_user-managed-admin-key-0123456789"
+    user_secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "my-credentials"},
+                   "data": {"admin-key": base64.b64encode(key.encode()).decode(),
+                            "secret": base64.b64encode(b"s").decode()}}
+    with_secret = Rendered([*r.objects, user_secret], r.notes)
+    config = _envoy_config(with_secret, tmp_path)
+    assert config == envoy_config.render(envoy_config.EnvoyPorts(extproc_token=envoy_config.extproc_token(key)))
+
+
+def test_init_container_refuses_a_secret_without_admin_key(rendered, tmp_path):
+    r = rendered("existing-secret")
+    user_secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "my-credentials"},
+                   "data": {"admin-key": "", "secret": ""}}
+    with pytest.raises(AssertionError, match="has no admin-key"):
+        run_init_containers(Rendered([*r.objects, user_secret], r.notes), DATA_PLANE, tmp_path)
+    assert not (tmp_path / "envoy-config" / "envoy.yaml").exists()
+
+
+def test_envoy_config_follows_port_values_and_envoy_accepts_it(render_with, tmp_path):
     r = render_with(CUSTOM_DATA_PLANE)
-    config = _envoy_config(r)
+    config = _envoy_config(r, tmp_path)
     assert config == envoy_config.render(envoy_config.EnvoyPorts(
         listen_port=18092, admin_port=19901, extproc_port=19002, stream_timeout=600,
-        extproc_streams_per_connection=4))
-    path = tmp_path / "envoy.yaml"
-    path.write_text(config)
-    result = envoy_config.validate(path)
+        extproc_streams_per_connection=4, extproc_token=_token(r)))
+    result = envoy_config.validate(tmp_path / "envoy-config" / "envoy.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
-    envoy = r.container("agent-sandbox-data-plane", "envoy")
+    envoy = r.container(DATA_PLANE, "envoy")
     assert container_port(envoy, "http-data") == 18092
     parsed = yaml.safe_load(config)
     (listener,) = parsed["static_resources"]["listeners"]
@@ -75,11 +129,10 @@ def test_envoy_configmap_follows_port_values_and_envoy_accepts_it(render_with, t
 
 
 def test_ipv6_envoy_listener_is_accepted_by_envoy(rendered, tmp_path):
-    config = _envoy_config(rendered("scheduling"))
-    assert config == envoy_config.render(envoy_config.EnvoyPorts(listen_address="::"))
-    path = tmp_path / "envoy.yaml"
-    path.write_text(config)
-    result = envoy_config.validate(path)
+    r = rendered("scheduling")
+    config = _envoy_config(r, tmp_path)
+    assert config == envoy_config.render(envoy_config.EnvoyPorts(listen_address="::", extproc_token=_token(r)))
+    result = envoy_config.validate(tmp_path / "envoy-config" / "envoy.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -106,7 +159,7 @@ def credentials_env(monkeypatch):
 @pytest.mark.parametrize("values", [{}, CUSTOM_DATA_PLANE, {"operator": {"leaderElection": False}},
                                     VALUE_SETS["scheduling"]],
                          ids=["default", "custom-ports", "no-lease", "ipv6"])
-def test_container_args_are_accepted_by_the_real_commands(render_with, credentials_env, values):
+def test_container_args_are_accepted_by_the_real_commands(render_with, credentials_env, values, tmp_path):
     r = render_with(values)
     op_container = r.container("agent-sandbox-operator", "operator")
     ext_container = r.container("agent-sandbox-data-plane", "extproc")
@@ -138,10 +191,16 @@ def test_container_args_are_accepted_by_the_real_commands(render_with, credentia
     assert ext.listen.startswith("127.0.0.1:")  # Envoy is in the same pod; nobody else reaches ext_proc
 
     # Envoy's ext_proc cluster points at extproc's listener.
-    envoy = yaml.safe_load(_envoy_config(r))
+    envoy = yaml.safe_load(_envoy_config(r, tmp_path))
     ext_cluster = next(c for c in envoy["static_resources"]["clusters"] if c["name"] == "ext_proc_cluster")
     sock = ext_cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
     assert f"{sock['address']}:{sock['port_value']}" == ext.listen
+    # ...and presents the bearer this extproc accepts (derived from the same admin key).
+    (ext_filter,) = [f for f in envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
+        "typed_config"]["http_filters"] if f["name"] == "envoy.filters.http.ext_proc"]
+    metadata = ext_filter["typed_config"]["grpc_service"]["initial_metadata"]
+    assert metadata == [{"key": "authorization",
+                         "value": f"Bearer {envoy_config.extproc_token(ext.admin_key_value() or '')}"}]
 
     # The operator dials the control plane through the extproc Service.
     host, _, port = op.extproc_url.rpartition(":")

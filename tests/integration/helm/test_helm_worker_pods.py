@@ -1,9 +1,11 @@
 """The chart's pods, run as real processes: does what the chart renders actually start and work together?
 
 Each container runs its image's command with exactly the rendered args, the env the rendered Secret feeds it,
-and the rendered ConfigMaps where the container mounts them. Two things stand in for the cluster: the
-embedded control plane replaces the Kubernetes API (``--kubeconfig`` appended through the chart's
-``extraArgs``), and the operator dials extproc on loopback instead of through the Service DNS name.
+and the pod's volumes where the container mounts them, after the pod's init containers ran (the one that
+writes Envoy's config with the extproc token: Envoy only routes if it got the token right). Two things
+stand in for the cluster: the embedded control plane replaces the Kubernetes API (``--kubeconfig``
+appended through the chart's ``extraArgs``), and the operator dials extproc on loopback instead of through
+the Service DNS name.
 Listeners bind 127.0.0.1 on free ports (``listenAddress`` and the port values).
 """
 
@@ -24,7 +26,16 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from helm_worker import CRD_DIR, Rendered, container_port, load_chart, render
+from helm_worker import (
+    CRD_DIR,
+    Rendered,
+    container_env,
+    container_port,
+    load_chart,
+    local_args,
+    render,
+    run_init_containers,
+)
 
 from agent_sandbox.common import vocabulary as v
 from agent_sandbox.common.ids import new_sandbox_id
@@ -58,24 +69,12 @@ class Running:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}" for p in sorted(self.logs.glob("*.log")))
 
 
-async def _start_container(r: Rendered, deployment: str, container: dict[str, Any], workdir: Path,
+async def _start_container(r: Rendered, container: dict[str, Any], workdir: Path,
                            logs: Path) -> asyncio.subprocess.Process:
-    pod = r.get("Deployment", deployment)["spec"]["template"]["spec"]
-    args = list(container.get("args", []))
-    for mount in container.get("volumeMounts", []):  # ConfigMap volumes land in a directory of their own
-        volume = next(vol for vol in pod["volumes"] if vol["name"] == mount["name"])
-        if "configMap" not in volume:
-            continue
-        local = workdir / mount["name"]
-        local.mkdir(exist_ok=True)
-        for key, value in r.get("ConfigMap", volume["configMap"]["name"])["data"].items():
-            (local / key).write_text(value)
-        args = [a.replace(mount["mountPath"], str(local)) for a in args]
+    argv = local_args(container, workdir)
+    command = [str(BIN / argv[0]), *argv[1:]] if container.get("command") else [str(BIN / "agent-sandbox"), *argv]
     env = {k: val for k, val in os.environ.items() if not k.startswith("AGENT_SANDBOX_")}
-    for var in container.get("env", []):
-        ref = var.get("valueFrom", {}).get("secretKeyRef")
-        env[var["name"]] = r.secret_value(ref["name"], ref["key"]) if ref else var["value"]
-    command = [str(BIN / (container.get("command") or ["agent-sandbox"])[0]), *args]
+    env.update(container_env(r, container))
     with (logs / f"{container['name']}.log").open("wb") as out:
         return await asyncio.create_subprocess_exec(*command, stdout=out, stderr=out, env=env,
                                                     start_new_session=True)
@@ -123,9 +122,10 @@ async def pods(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) 
     running = Running(rendered, await KubeClient.from_kubeconfig(str(cluster.kubeconfig)), workdir)
     try:
         for deployment, names in POD_CONTAINERS.items():
+            await asyncio.to_thread(run_init_containers, rendered, deployment, workdir)
             for name in names:
                 running.processes[name] = await _start_container(
-                    rendered, deployment, rendered.container(deployment, name), workdir, workdir)
+                    rendered, rendered.container(deployment, name), workdir, workdir)
         containers = [rendered.container(d, n) for d, names in POD_CONTAINERS.items() for n in names]
         for _ in range(300):
             exited = {n: p.returncode for n, p in running.processes.items() if p.returncode is not None}

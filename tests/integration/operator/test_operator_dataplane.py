@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from conftest import CALLER, Gateway, OpEnv, operator_settings, sim_cluster, wait_until
+from operator_stack import CALLER, Gateway, OpEnv, operator_settings, sim_cluster, wait_until
 
 from agent_sandbox.common import vocabulary as v
 from agent_sandbox.extproc.activity import ActivityTracker

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from conftest import CALLER, Gateway, OpEnv, operator_settings, sim_cluster, wait_until
+from operator_stack import CALLER, Gateway, OpEnv, operator_settings, sim_cluster, wait_until
 
 from agent_sandbox.common import vocabulary as v
 from agent_sandbox.operator.app import Operator
@@ -78,11 +78,23 @@ async def operator_process(ha: OpEnv, identity: str) -> asyncio.subprocess.Proce
     """``agent-sandbox operator`` as a real process (the stable command interface)."""
     env = {**os.environ, "AGENT_SANDBOX_LEASE_NAMESPACE": "default", "AGENT_SANDBOX_LEASE_DURATION_S": "2",
            "AGENT_SANDBOX_LEASE_RENEW_S": "0.5", "AGENT_SANDBOX_IDENTITY": identity,
-           "AGENT_SANDBOX_RECONCILE_REQUEUE_S": "1", "AGENT_SANDBOX_LOG_LEVEL": "warning"}
+           "AGENT_SANDBOX_RECONCILE_REQUEUE_S": "1", "AGENT_SANDBOX_LOG_LEVEL": "warning",
+           "AGENT_SANDBOX_ADMIN_KEY": "asb_" + "5" * 40}
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "agent_sandbox.common.cli", "operator", "--kubeconfig", str(ha.cluster.kubeconfig),
         "--cluster-id", "ha", "--metrics-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+
+
+async def test_process_refuses_to_serve_apis_without_an_admin_key(ha: OpEnv) -> None:
+    env = {k: val for k, val in os.environ.items() if k != "AGENT_SANDBOX_ADMIN_KEY"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent_sandbox.common.cli", "operator", "--kubeconfig", str(ha.cluster.kubeconfig),
+        "--metrics-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    assert b"admin key" in err
 
 
 async def test_process_runs_until_sigterm_and_hands_back_the_lease(ha: OpEnv) -> None:

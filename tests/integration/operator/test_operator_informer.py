@@ -7,7 +7,7 @@ import contextlib
 import socket
 
 import pytest
-from conftest import wait_until
+from operator_stack import wait_until
 
 from agent_sandbox.localcluster.app import LocalCluster
 from agent_sandbox.operator.kube.client import KubeClient, pods_path

@@ -6,7 +6,7 @@ import asyncio
 
 import orjson
 import pytest
-from conftest import CALLER, IDLE, WORK, OpEnv, wait_until
+from operator_stack import CALLER, IDLE, WORK, OpEnv, wait_until
 
 from agent_sandbox.common import vocabulary as v
 from agent_sandbox.operator.kube.client import events_path

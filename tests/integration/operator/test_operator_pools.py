@@ -8,7 +8,7 @@ import sys
 
 import aiohttp
 import pytest
-from conftest import ADMIN_KEY, CALLER, IDLE, WORK, OpEnv, wait_until
+from operator_stack import ADMIN_KEY, CALLER, IDLE, WORK, OpEnv, wait_until
 
 from agent_sandbox.common import vocabulary as v
 from agent_sandbox.operator.kube.client import events_path, pods_path, pools_path, templates_path

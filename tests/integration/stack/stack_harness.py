@@ -43,7 +43,7 @@ def write_config(path: Path, replicas: int = 2, **extra: object) -> Path:
 class UpProcess:
     state_dir: Path
     config: Path
-    command: tuple[str, ...] = ("/tmp/opshim/bin/agent-sandbox", "up")  # TEMP-SHIM
+    command: tuple[str, ...] = (str(ROOT / "scripts" / "up"),)
     proc: subprocess.Popen | None = None
     exports: dict[str, str] = field(default_factory=dict)
     stdout_lines: list[str] = field(default_factory=list)

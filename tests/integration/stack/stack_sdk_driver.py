@@ -13,6 +13,7 @@ the SDK builds them on that one URL without the sandbox id, so no shared data pl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -49,6 +50,24 @@ def error_name(fn, *args, **kwargs) -> str | None:  # type: ignore[no-untyped-de
     except Exception as exc:
         return type(exc).__name__
     return f"returned {result!r}"
+
+
+def settle(is_running) -> tuple[bool, list[str]]:  # type: ignore[no-untyped-def]
+    """Poll ``is_running`` until False (≤ STOPPED_WITHIN_S); (last answer, errors seen meanwhile).
+
+    Right after a kill the pod is ``stopping`` and still routed, so a probe may reach a dying envd.
+    """
+    errors: list[str] = []
+    deadline = time.monotonic() + STOPPED_WITHIN_S
+    while True:
+        try:
+            running = is_running()
+        except Exception as exc:
+            errors.append(type(exc).__name__)
+            running = True
+        if not running or time.monotonic() > deadline:
+            return running, errors
+        time.sleep(0.1)
 
 
 def listed_ids() -> list[str]:
@@ -99,11 +118,9 @@ def lifecycle() -> dict:
     out["is_running"] = sbx.is_running()
     out["kill"] = sbx.kill()
     killed = time.monotonic()
-    out["kill_again"] = Sandbox.kill(sid)
-    while sbx.is_running() and time.monotonic() - killed < STOPPED_WITHIN_S:
-        time.sleep(0.1)
-    out["is_running_after"] = sbx.is_running()
+    out["is_running_after"], out["errors_while_stopping"] = settle(sbx.is_running)
     out["stopped_after_s"] = round(time.monotonic() - killed, 2)
+    out["kill_again"] = Sandbox.kill(sid)
     out["listed_after"] = sid in listed_ids()
     out["run_after_kill"] = error_name(sbx.commands.run, "true")
     out["connect_after_kill"] = error_name(Sandbox.connect, sid)
@@ -135,11 +152,14 @@ async def async_lifecycle() -> dict:
     out = {"run": (await sbx.commands.run("echo async-stack")).stdout.strip()}
     out["listed"] = sid in [s.sandbox_id for s in await AsyncSandbox.list().next_items()]
     out["kill"] = await sbx.kill()
-    for _ in range(int(STOPPED_WITHIN_S / 0.1)):
-        if not await sbx.is_running():
+    running = True
+    for _ in range(int(STOPPED_WITHIN_S / 0.1)):  # as settle(), on the async client
+        with contextlib.suppress(Exception):
+            running = await sbx.is_running()
+        if not running:
             break
         await asyncio.sleep(0.1)
-    out["is_running_after"] = await sbx.is_running()
+    out["is_running_after"] = running
     return out
 
 
@@ -158,7 +178,21 @@ def reuse() -> dict:
     return out
 
 
+def peek() -> dict:
+    """What a sandbox sees of the stack's state dir ``STACK_STATE_DIR`` (credentials, kubeconfig)."""
+    state = os.environ["STACK_STATE_DIR"]
+    sbx = Sandbox.create()
+    try:
+        listing = sbx.commands.run(f"ls -A {state}", user="root").stdout.split()
+        read = sbx.commands.run(f"cat {state}/credentials.json {state}/cluster/kubeconfig 2>&1; true", user="root")
+        return {"listing": listing, "read": read.stdout}
+    finally:
+        sbx.kill()
+
+
 def run_scenario(scenario: str) -> dict:
+    if scenario == "peek":
+        return peek()
     if scenario == "first_command":
         return first_command()
     if scenario == "lifecycle":

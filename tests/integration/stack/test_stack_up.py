@@ -80,7 +80,7 @@ def test_e2b_sdk_through_envoy(stack: UpProcess, sdk_pythons: dict[str, Path], v
     assert lc["timeout_moves_end"] and lc["is_running"] is True, lc
     if version != "2.20.3":  # 2.20 sends no E2b-Sandbox-Id after Sandbox.connect(id): nothing can route it
         assert lc["connect"] == "connected", lc
-    assert (lc["kill"], lc["kill_again"], lc["is_running_after"], lc["listed_after"]) == (True, False, False, False)
+    assert (lc["kill"], lc["kill_again"], lc["is_running_after"], lc["listed_after"]) == (True, False, False, False), lc
     assert lc["run_after_kill"] is not None and not lc["run_after_kill"].startswith("returned"), lc
     assert lc["connect_after_kill"] is not None and not lc["connect_after_kill"].startswith("returned"), lc
     c = r["commands"]
@@ -96,6 +96,17 @@ def test_e2b_sdk_through_envoy(stack: UpProcess, sdk_pythons: dict[str, Path], v
     assert r["errors"]["read_missing"] == "FileNotFoundException"
     assert r["async"]["run"] == "async" and r["async"]["read"] == "async data" and r["async"]["kill"] is True
     assert r["async_lifecycle"] == {"run": "async-stack", "listed": True, "kill": True, "is_running_after": False}
+
+
+def test_sandboxes_cannot_read_the_stacks_secrets(stack: UpProcess, sdk_pythons: dict[str, Path]) -> None:
+    """Sandboxes run on the host root as root: the stack's state dir (admin key, tokens) is hidden from them."""
+    creds = json.loads((stack.state_dir / "credentials.json").read_text())
+    env = {**stack.sdk_env(), "STACK_STATE_DIR": str(stack.state_dir)}
+    r = run_sdk_driver(sdk_pythons["2.63.0"], "peek", env)["peek"]
+    assert r["listing"] == [], r
+    assert "No such file" in r["read"], r
+    for value in creds.values():
+        assert str(value) not in r["read"]
 
 
 def test_long_streaming_command(stack: UpProcess, sdk_pythons: dict[str, Path]) -> None:

@@ -83,3 +83,16 @@ async def test_tokens_are_single_use_and_bound_to_their_sandbox(stack: NativeSta
         with pytest.raises(aiohttp.WSServerHandshakeError) as missing:
             await http.ws_connect(f"{base}/{sid}/terminal")
         assert missing.value.status == 401
+
+
+def test_exec_runs_a_command_through_envd(stack: NativeStack, sandbox):
+    sid, headers = sandbox
+    r = requests.post(f"{stack.url}/v1/sandboxes/{sid}/exec", headers=headers, timeout=30,
+                      json={"command": "echo out-$((40+2)); echo err >&2; exit 3"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"exitCode": 3, "stdout": "out-42\n", "stderr": "err\n"}
+    started = time.monotonic()
+    r = requests.post(f"{stack.url}/v1/sandboxes/{sid}/exec", headers=headers, timeout=30,
+                      json={"command": "echo before; sleep 20", "timeoutSeconds": 1})
+    assert r.json()["exitCode"] == 124 and r.json()["stdout"] == "before\n"
+    assert time.monotonic() - started < 8

@@ -2,7 +2,7 @@
 
 import pytest
 
-from agent_sandbox.operator.terminal.envd_pty import envelope
+from agent_sandbox.operator.api.envd_connect import envelope
 from agent_sandbox.operator.terminal.messages import BadMessage, Resize, Stdin, parse_text
 
 

@@ -223,3 +223,35 @@ def test_same_digest_new_reference_still_restarts() -> None:
     st = m.status()
     assert st["imageID"] == "docker-pullable://docker.io/library/ubuntu@sha256:1"
     assert st["containerID"] != f"containerd://{first.container_id}"
+
+
+def test_old_container_being_stopped_for_a_swap_is_running_but_never_ready() -> None:
+    """The operator must be able to tell "old container still dying" from "swap done"."""
+    m = machine("idle:1")
+    first = run_to_running(m)
+    (stop,) = m.set_image("work:1")
+    assert isinstance(stop, Stop)
+    st = m.status()
+    assert st["containerID"] == f"containerd://{first.container_id}" and st["image"] == "idle:1"
+    assert "running" in st["state"] and st["ready"] is False
+
+
+def test_container_superseded_while_starting_is_stopped_without_ever_being_ready() -> None:
+    """Claim then release before the workload container ran: it starts, is killed at once, and no
+    status ever shows it ready — so it can never pass for the finished swap of either spec."""
+    m = machine("idle:1")
+    first = run_to_running(m)
+    m.set_image("work:1")
+    (pull,) = m.exited(first.container_id, 0, None, 10.0)
+    (start,) = m.pulled(pull.token, "id-work")
+    assert m.set_image("idle:1") == []  # the release lands while the workload container is created
+    (stop,) = m.started(start.container_id, 11.0)
+    assert stop.container_id == start.container_id
+    st = m.status()
+    assert st["image"] == "work:1" and st["ready"] is False
+    (pull_idle,) = m.exited(start.container_id, 0, None, 12.0)
+    (start_idle,) = m.pulled(pull_idle.token, "id-idle")
+    m.started(start_idle.container_id, 13.0)
+    st = m.status()
+    assert st["image"] == "idle:1" and st["ready"] is True
+    assert st["containerID"] not in (f"containerd://{first.container_id}", f"containerd://{start.container_id}")

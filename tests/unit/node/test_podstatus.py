@@ -71,3 +71,14 @@ def test_qos() -> None:
     lim = {"cpu": "1", "memory": "1Gi"}
     assert qos_class({"containers": [{"resources": {"limits": lim}}]}) == "Guaranteed"
     assert qos_class({"containers": [{"resources": {"requests": {"cpu": "1"}}}]}) == "Burstable"
+
+
+def test_observed_generation_is_reported_and_cleared_when_unknown() -> None:
+    """Readers compare it with the pod's generation: a status older than a spec change says so."""
+    facts = PodFacts(spec={"containers": [{"name": "c"}]}, host_ip="127.0.0.1", start_time=0, pod_ip="10.0.0.5",
+                     observed_generation=4)
+    status = build_pod_status(facts, [RUNNING], now=1)
+    assert status["observedGeneration"] == 4
+    assert status_patch(status)["status"]["observedGeneration"] == 4
+    facts.observed_generation = None
+    assert status_patch(build_pod_status(facts, [RUNNING], now=2))["status"]["observedGeneration"] is None

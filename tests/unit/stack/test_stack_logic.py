@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import shlex
 import stat
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,16 @@ from agent_sandbox.common.settings import SettingsError, load_settings
 from agent_sandbox.localcluster.stack import bootstrap, envoyconf
 from agent_sandbox.localcluster.stack.credentials import CredentialsError, generate, load_or_create
 from agent_sandbox.localcluster.stack.plan import Layout, endpoints, export_lines, plan
+from agent_sandbox.localcluster.stack.runfile import (
+    AlreadyRunning,
+    RunRecord,
+    ServiceRecord,
+    hold_lock,
+    is_locked,
+    process_matches,
+    read_record,
+    write_record,
+)
 from agent_sandbox.localcluster.stack.settings import PoolSettings, Ports, StackSettings, default_state_dir
 from agent_sandbox.localcluster.stack.supervisor import Backoff
 from agent_sandbox.localcluster.stack.up import resolve_ports
@@ -142,3 +154,49 @@ def test_envoy_admin_is_a_private_unix_socket(tmp_path: Path) -> None:
     assert creds.admin_key not in text
     listener = doc["static_resources"]["listeners"][0]["address"]["socket_address"]
     assert listener == {"address": "127.0.0.1", "port_value": 8092}
+
+
+def test_a_second_up_on_the_same_state_dir_is_refused(tmp_path: Path) -> None:
+    assert not is_locked(tmp_path)
+    with hold_lock(tmp_path):
+        assert is_locked(tmp_path)
+        with pytest.raises(AlreadyRunning, match="already running"), hold_lock(tmp_path):
+            pass
+    assert not is_locked(tmp_path)
+
+
+def test_process_matches_only_the_recorded_program() -> None:
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        deadline = time.monotonic() + 5
+        while not process_matches(proc.pid, "sleep") and time.monotonic() < deadline:
+            time.sleep(0.01)  # between fork and exec the child still runs python
+        assert process_matches(proc.pid, "sleep")
+        assert not process_matches(proc.pid, "/usr/bin/envoy")
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not process_matches(proc.pid, "sleep")
+
+
+def test_run_record_round_trip(tmp_path: Path) -> None:
+    record = RunRecord(pid=1, state_dir=str(tmp_path), endpoints={"api": "http://127.0.0.1:1"}, services={
+        "envoy": ServiceRecord(pid=2, argv0="/bin/envoy", ports={"listen": 3}, health_url="http://x/ready",
+                               health_socket="/s", log="/l")})
+    write_record(tmp_path, record)
+    assert read_record(tmp_path) == record
+    (tmp_path / "stack.json").write_text("{broken")
+    assert read_record(tmp_path) is None
+
+
+def test_port_and_pool_flags_override_single_keys_of_the_config_file(tmp_path: Path) -> None:
+    from agent_sandbox.common.cli import build_parser
+    from agent_sandbox.localcluster.stack.cli import settings_from_args
+
+    cfg = tmp_path / "stack.yaml"
+    cfg.write_text(yaml.safe_dump({"ports": {"api": 18080, "e2b": 18090}, "pool": {"replicas": 4}}))
+    args = build_parser().parse_args(["up", "--state-dir", str(tmp_path), "--config", str(cfg), "--e2b-port", "0",
+                                      "--pool-image", "python:3.12"])
+    s = settings_from_args(args)
+    assert (s.ports.api, s.ports.e2b, s.ports.envoy) == (18080, 0, 8092)
+    assert (s.pool.image, s.pool.replicas, s.state_dir) == ("python:3.12", 4, tmp_path.resolve())

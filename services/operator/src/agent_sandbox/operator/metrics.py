@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from agent_sandbox.common.vocabulary import METRICS_PREFIX as P
 
@@ -73,4 +73,5 @@ class OperatorMetrics:
                 gauge.remove(labels[0], labels[1])
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """This operator's series plus the process-wide registry (HTTP API metrics, process collectors)."""
+        return generate_latest(self.registry) + generate_latest(REGISTRY)

@@ -22,6 +22,14 @@ class OperatorSettings(ServiceSettings):
     e2b_listen: str | None = None
     metrics_listen: str = "127.0.0.1:8082"
     admin_key: str | None = None
+    #: Shared secret: HS256 JWT verification and the key envd access tokens derive from (extproc verifies with it).
+    secret: str | None = None
+    #: Serve the APIs without an admin key (every credential-less caller is an admin). Never the default.
+    dev_mode: bool = False
+    #: ``domain`` returned in E2B create answers; unset lets the SDK use its own.
+    e2b_domain: str | None = None
+    #: How the operator reaches a sandbox's envd (placeholders ``{pod_ip}``, ``{sandbox_id}``).
+    envd_url_template: str = "http://{pod_ip}:49983"
     extproc_url: str | None = None
     gateway_base_url: str = ""
     idle_check_interval_s: float = Field(default=120.0, gt=0)
@@ -37,6 +45,16 @@ class OperatorSettings(ServiceSettings):
     dataplane_grace_s: float = Field(default=600.0, ge=0)
     #: Artificial informer lag (seconds) for stress tests and benchmarks; 0 in production.
     informer_lag_s: float = Field(default=0.0, ge=0, le=30)
+
+    @field_validator("api_listen", "e2b_listen", "metrics_listen")
+    @classmethod
+    def _listen(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        _host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"expected HOST:PORT, got {value!r}")
+        return value
 
     @field_validator("cluster_id")
     @classmethod

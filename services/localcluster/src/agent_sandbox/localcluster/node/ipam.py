@@ -6,6 +6,8 @@ loopback addresses (all of 127/8 reaches ``lo`` on Linux), so a distinct
 address per pod lets each envd bind the same port. The allocation is persisted
 so a node restart hands a surviving pod the same address; the network and
 broadcast addresses and the first host (the node's own) are never handed out.
+Several nodes on one machine (two stacks, tests) share 127/8, so an optional
+``is_free`` probe skips addresses something else already serves on.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import socket
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -21,7 +25,9 @@ class PoolExhausted(RuntimeError):
 
 
 class IpAllocator:
-    def __init__(self, cidr: str, persist: Path | None = None) -> None:
+    def __init__(self, cidr: str, persist: Path | None = None,
+                 is_free: Callable[[str], bool] | None = None) -> None:
+        self._is_free = is_free
         self._net = ipaddress.ip_network(cidr, strict=False)
         self._first = int(self._net.network_address) + 2
         self._last = int(self._net.broadcast_address) - 1
@@ -61,7 +67,7 @@ class IpAllocator:
         for _ in range(span):
             value = self._cursor
             self._cursor = self._first if value >= self._last else value + 1
-            if value not in self._used:
+            if value not in self._used and (self._is_free is None or self._is_free(str(ipaddress.ip_address(value)))):
                 self._by_owner[owner] = value
                 self._used.add(value)
                 self._save()
@@ -80,3 +86,16 @@ class IpAllocator:
         tmp = self._persist.with_suffix(".tmp")
         tmp.write_text(json.dumps({o: str(ipaddress.ip_address(v)) for o, v in self._by_owner.items()}))
         os.replace(tmp, self._persist)
+
+
+def port_is_free(port: int) -> Callable[[str], bool]:
+    """A probe for :class:`IpAllocator`: true when nothing listens on ``ip:port`` (e.g. another node's envd)."""
+    def probe(ip: str) -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((ip, port))
+            except OSError:
+                return False
+        return True
+
+    return probe

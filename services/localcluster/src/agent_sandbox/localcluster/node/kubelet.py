@@ -264,6 +264,7 @@ class Kubelet:
                     m = rec.machines.get(c.get("name"))
                     if m is not None:
                         self._apply(rec, m, m.set_image(c.get("image", "")))
+            rec.facts.observed_generation = _generation(meta)
         if meta.get("deletionTimestamp") and not rec.deleting:
             rec.deleting = True
             grace = meta.get("deletionGracePeriodSeconds")
@@ -278,7 +279,8 @@ class Kubelet:
         now = self._clock()
         facts = PodFacts(spec=spec, host_ip=HOST_IP,
                          start_time=parse_rfc3339(status.get("startTime")) or now,
-                         prev_conditions=list(status.get("conditions") or []))
+                         prev_conditions=list(status.get("conditions") or []),
+                         observed_generation=_generation(meta))
         rec = PodRecord(uid=meta["uid"], namespace=meta.get("namespace") or "default", name=meta["name"],
                         spec=spec, annotations=meta.get("annotations") or {}, facts=facts)
         if status.get("phase") in TERMINAL_PHASES:
@@ -466,6 +468,11 @@ class Kubelet:
                     raise
             rec.delete_sent = True
         return True
+
+
+def _generation(meta: dict[str, Any]) -> int | None:
+    generation = meta.get("generation")
+    return generation if isinstance(generation, int) else None
 
 
 async def _lines(stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:

@@ -19,7 +19,7 @@ TERMINAL_PHASES = ("Succeeded", "Failed")
 #: Top-level status keys a node owns; absent ones are sent as null so a merge patch removes them.
 STATUS_KEYS = (
     "phase", "conditions", "message", "reason", "hostIP", "hostIPs", "podIP", "podIPs", "startTime",
-    "initContainerStatuses", "containerStatuses", "qosClass",
+    "initContainerStatuses", "containerStatuses", "qosClass", "observedGeneration",
 )
 
 
@@ -113,6 +113,9 @@ class PodFacts:
     eviction: Eviction | None = None
     terminal_phase: str | None = None
     prev_conditions: list[dict[str, Any]] = field(default_factory=list)
+    #: ``metadata.generation`` of the spec the containers were last brought in line with (kubelet
+    #: ``status.observedGeneration``): tells a reader that a status was computed after a spec change.
+    observed_generation: int | None = None
 
 
 def build_pod_status(facts: PodFacts, container_statuses: list[dict[str, Any]], now: float) -> dict[str, Any]:
@@ -143,6 +146,8 @@ def build_pod_status(facts: PodFacts, container_statuses: list[dict[str, Any]], 
         "containerStatuses": container_statuses,
         "qosClass": qos_class(facts.spec),
     }
+    if facts.observed_generation is not None:
+        status["observedGeneration"] = facts.observed_generation
     if facts.pod_ip:
         status["podIP"] = facts.pod_ip
         status["podIPs"] = [{"ip": facts.pod_ip}]

@@ -96,6 +96,12 @@ class LocalSettings(NodeSettings):
     cgroups: bool = Field(True, description="apply resources.limits through cgroup v1 where writable")
     pids_limit: int | None = Field(4096, ge=8, description="pids.max of every container (kubelet podPidsLimit)")
     stop_timeout: float = Field(10.0, gt=0, description="seconds to wait for a killed sandbox to disappear")
+    masked_paths: list[Path] = Field(
+        default_factory=list, description="host paths hidden (empty tmpfs) in sandboxes on the host root, besides the "
+                                          "node's state dir: e.g. the whole state of a single-machine stack")
+    address_leases_dir: Path | None = Field(
+        None, description="directory of the machine-wide pod address leases shared by all local nodes; "
+                          "default <tmp>/agent-sandbox-pod-addresses")
 
 
 def load_node_settings(kind: str, state_dir: Path | None) -> SimSettings | LocalSettings:

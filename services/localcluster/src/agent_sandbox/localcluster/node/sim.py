@@ -19,6 +19,10 @@ Run-time injection per pod, through pod annotations (read on every change):
 * ``sim.agentsandbox.io/pull-error``: glob of image references whose pull fails
   in this pod (``"true"`` or ``"*"``: every image).
 * ``sim.agentsandbox.io/pull-delay``, ``sim.agentsandbox.io/start-delay``: seconds.
+* ``sim.agentsandbox.io/stop-delay``: seconds a stopped container takes to exit
+  (a process slow to honour SIGTERM; at most the grace period). Meanwhile its
+  status stays ``running`` and not ready, as a kubelet reports a container it
+  is killing — the window in which in-place swap completion must not fire.
 * ``sim.agentsandbox.io/crash``: exit code (1-255); every running container of
   the pod exits with it ``sim.agentsandbox.io/crash-after`` seconds (default
   settings ``crash_after``) after it started or after the annotation appeared.
@@ -46,6 +50,7 @@ ANN_PREFIX = "sim.agentsandbox.io/"
 ANN_PULL_ERROR = ANN_PREFIX + "pull-error"
 ANN_PULL_DELAY = ANN_PREFIX + "pull-delay"
 ANN_START_DELAY = ANN_PREFIX + "start-delay"
+ANN_STOP_DELAY = ANN_PREFIX + "stop-delay"
 ANN_CRASH = ANN_PREFIX + "crash"
 ANN_CRASH_AFTER = ANN_PREFIX + "crash-after"
 ANN_EVICT = ANN_PREFIX + "evict"
@@ -157,7 +162,8 @@ class SimRuntime(Runtime):
         self._schedule_faults(pod)
 
     def stop(self, pod: PodRecord, container: str, container_id: str, grace: float) -> None:
-        self._timers.call_later(0, lambda: self._on_exit(pod.uid, container, container_id, 0, None))
+        delay = min(_seconds(pod.annotations.get(ANN_STOP_DELAY)) or 0.0, grace)
+        self._timers.call_later(delay, lambda: self._on_exit(pod.uid, container, container_id, 0, None))
 
     def _on_exit(self, uid: str, container: str, container_id: str, code: int, reason: str | None) -> None:
         running = self._running.get(uid) or {}

@@ -29,6 +29,8 @@ from agent_sandbox.localcluster.stack.settings import PoolSettings
 LOCAL_USER = "local"
 LOCAL_TEAM = "local"
 TERMINATION_GRACE_S = 5
+#: Seconds to wait for the operator's native API to accept connections.
+API_WAIT_S = 30.0
 
 
 class BootstrapError(RuntimeError):
@@ -110,16 +112,29 @@ async def ensure_objects(api: ApiClient, pool: PoolSettings) -> list[str]:
     return created
 
 
-async def import_api_key(api_url: str, admin_key: str, api_key: str, namespace: str) -> bool:
-    """Register the user's key with the operator; False if it was already registered."""
-    async with aiohttp.ClientSession() as session, session.post(
-            f"{api_url}/v1/admin/api-keys", json=api_key_import_body(api_key, namespace),
-            headers={"X-API-Key": admin_key}, timeout=aiohttp.ClientTimeout(total=15)) as resp:
-        if resp.status == 201:
-            return True
-        if resp.status == 409:
-            return False
-        raise BootstrapError(f"importing the user's API key failed: HTTP {resp.status} {(await resp.text())[:300]}")
+async def import_api_key(api_url: str, admin_key: str, api_key: str, namespace: str,
+                         within: float = API_WAIT_S) -> bool:
+    """Register the user's key with the operator; False if it was already registered.
+
+    The operator may report ready a moment before its API listens, so connection errors are
+    retried for ``within`` seconds.
+    """
+    deadline = time.monotonic() + within
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
+        while True:
+            try:
+                async with session.post(f"{api_url}/v1/admin/api-keys", json=api_key_import_body(api_key, namespace),
+                                        headers={"X-API-Key": admin_key}) as resp:
+                    if resp.status == 201:
+                        return True
+                    if resp.status == 409:
+                        return False
+                    raise BootstrapError(f"importing the user's API key failed: HTTP {resp.status} "
+                                         f"{(await resp.text())[:300]}")
+            except aiohttp.ClientConnectionError as exc:
+                if time.monotonic() > deadline:
+                    raise BootstrapError(f"the operator's native API at {api_url} does not answer ({exc})") from exc
+                await asyncio.sleep(0.2)
 
 
 async def wait_pool_warm(api: ApiClient, pool: PoolSettings, within: float,

@@ -8,6 +8,7 @@ where ``ps`` would show them. Start order is list order; stop order is the rever
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,7 +114,9 @@ def plan(s: StackSettings, creds: Credentials, layout: Layout, agent_sandbox: st
             name="localcluster",
             argv=(agent_sandbox, "localcluster", "--listen", f"{h}:{p.cluster}", "--node", "local",
                   "--state-dir", str(layout.cluster)),
-            health=Health(f"{ends.cluster}/readyz"), ports={"api": p.cluster}),
+            health=Health(f"{ends.cluster}/readyz"), ports={"api": p.cluster},
+            # Sandboxes on the host root must not read the stack's credentials, kubeconfig or token.
+            env={"AGENT_SANDBOX_LOCAL_MASKED_PATHS": json.dumps([str(layout.root)])}),
         ServiceSpec(
             name="extproc",
             argv=(agent_sandbox, "extproc", "--kubeconfig", kube, "--listen", f"{h}:{p.extproc}",

@@ -1,16 +1,17 @@
 """Run one service as a child process and keep it running: a crash is reported and restarted with backoff.
 
 Children get their own session (a Ctrl-C in the terminal reaches ``up`` only, which then stops
-them in order) and ``PR_SET_PDEATHSIG`` (if ``up`` itself is killed, they get SIGTERM instead
-of living on). Output goes to ``<state>/logs/<service>.log``.
+them in order) and a parent-death signal set by ``setpriv --pdeathsig`` (util-linux) before the
+exec (if ``up`` itself is killed, they get SIGTERM instead of living on; no ``preexec_fn``,
+which is unsafe once the process has threads). Output goes to ``<state>/logs/<service>.log``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -24,7 +25,6 @@ from agent_sandbox.localcluster.stack.plan import Health, ServiceSpec
 
 log = get_logger(__name__)
 
-PR_SET_PDEATHSIG = 1
 HEALTH_TIMEOUT_S = 2.0
 
 
@@ -64,8 +64,10 @@ async def probe(health: Health, session: aiohttp.ClientSession | None = None) ->
             await session.close()
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+def die_with_parent_prefix() -> tuple[str, ...]:
+    """The command prefix that gives the child SIGTERM when ``up`` dies (empty without setpriv)."""
+    setpriv = shutil.which("setpriv")
+    return (setpriv, "--pdeathsig", "TERM", "--") if setpriv else ()
 
 
 class Supervised:
@@ -91,8 +93,8 @@ class Supervised:
         env = {**os.environ, "AGENT_SANDBOX_LOG_FORMAT": "json", **self.spec.env}
         with self.log_path.open("ab") as out:
             self.process = await asyncio.create_subprocess_exec(
-                *self.spec.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True, preexec_fn=_die_with_parent)
+                *die_with_parent_prefix(), *self.spec.argv, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, env=env, start_new_session=True)
         self._started_at = time.monotonic()
         self._on_started(self)
 

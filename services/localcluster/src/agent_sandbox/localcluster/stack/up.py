@@ -28,15 +28,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TextIO
 
-from agent_sandbox.common.logging import get_logger
 from agent_sandbox.localcluster.stack import bootstrap, envoyconf
 from agent_sandbox.localcluster.stack.credentials import Credentials, load_or_create, write_private
 from agent_sandbox.localcluster.stack.plan import Layout, ServiceSpec, endpoints, export_lines, plan
 from agent_sandbox.localcluster.stack.runfile import RunRecord, ServiceRecord, hold_lock, remove_record, write_record
 from agent_sandbox.localcluster.stack.settings import Ports, StackSettings
 from agent_sandbox.localcluster.stack.supervisor import Supervised
-
-log = get_logger(__name__)
 
 #: Seconds each service gets to stop after SIGTERM (the control plane flushes state and kills sandboxes).
 STOP_GRACE_S = {"localcluster": 40.0}
@@ -85,10 +82,11 @@ class Progress:
 
 
 class Stack:
-    def __init__(self, settings: StackSettings, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+    """The stack's supervised services, started in order and stopped in reverse."""
+
+    def __init__(self, settings: StackSettings, err: TextIO = sys.stderr) -> None:
         self.settings = settings
         self.layout = Layout(settings.state_dir)
-        self.out = out
         self.progress = Progress(err)
         self.services: list[Supervised] = []
 
@@ -156,7 +154,7 @@ async def run_up(settings: StackSettings, out: TextIO = sys.stdout, err: TextIO 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        stack = Stack(settings, out, err)
+        stack = Stack(settings, err)
         starting = loop.create_task(stack.start(creds))
         stopping = loop.create_task(stop.wait())
         try:

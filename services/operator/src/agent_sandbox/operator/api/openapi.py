@@ -29,7 +29,8 @@ COMMITTED_PATH = Path("openapi") / "native.json"
 _STATUS_TEXT = {
     200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad request", 401: "Missing or invalid "
     "credentials", 403: "Not allowed for these credentials", 404: "Not found", 409: "Conflict", 422: "Unprocessable "
-    "(business rule)", 426: "Client version too old", 429: "No capacity now; retry later", 500: "Internal error",
+    "(business rule)", 413: "Request body too large", 426: "Client version too old",
+    429: "No capacity now; retry later", 500: "Internal error",
     502: "Upstream cluster unreachable", 503: "Dependency unavailable",
 }
 _PATH_PARAM_SCHEMAS: dict[str, dict[str, Any]] = {

@@ -29,7 +29,7 @@ class Access(StrEnum):
 
 
 #: Error statuses every authenticated operation may answer (all with :class:`ErrorResponse`).
-AUTHENTICATED_ERRORS = (400, 401, 403, 404, 409, 422, 426, 429, 500, 502, 503)
+AUTHENTICATED_ERRORS = (400, 401, 403, 404, 409, 413, 422, 426, 429, 500, 502, 503)
 PUBLIC_ERRORS = (400, 500)
 
 _PARAM_RE = re.compile(r"\{([a-zA-Z_]+)\}")

@@ -95,9 +95,10 @@ def build_native_deps(kube: KubeClient, settings: ApiServerSettings) -> NativeAp
                          min_client_version=settings.min_client_version)
 
 
-def service_handlers(access: SandboxAccess, pools: PoolService, kube: KubeClient) -> dict[str, Handler]:
+def service_handlers(access: SandboxAccess, pools: PoolService, kube: KubeClient,
+                     envd: EnvdAccess) -> dict[str, Handler]:
     """Native handlers backed by the service layer (sandboxes, pools, templates, statistics)."""
-    return {**sandbox_handlers.handlers(access), **pool_handlers.handlers(pools),
+    return {**sandbox_handlers.handlers(access, envd), **pool_handlers.handlers(pools),
             **template_handlers.handlers(kube), **statistics_handlers.handlers(access, pools)}
 
 
@@ -123,7 +124,7 @@ async def start_api_servers(kube: KubeClient, settings: ApiServerSettings,
     if sandboxes is not None and pools is not None:
         access = SandboxAccess(sandboxes)
         servers.envd = EnvdAccess(settings.envd_secret, settings.envd_url_template)
-        handlers = {**service_handlers(access, pools, kube), **handlers}
+        handlers = {**service_handlers(access, pools, kube, servers.envd), **handlers}
         routes.append(TerminalBridge(deps.exec_tokens, access, servers.envd).route())
     try:
         servers.runners.append(await _listen(build_native_app(deps, handlers, routes), settings.api_host,

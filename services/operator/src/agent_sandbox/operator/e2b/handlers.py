@@ -1,9 +1,10 @@
 """Handlers of the E2B control-plane routes, on top of the service layer (behaviour.md §16).
 
 Create claims from the pool named by ``templateID`` and answers 201 only once the sandbox is usable:
-the service layer waits for Running and the post-start hook that sends envd its env vars (``/init``,
-retried until envd answers), then, when a secret is configured, envd receives the sandbox's derived
-access token before the id leaves this server. Timeouts are idle timeouts in seconds; connect only
+the service layer waits for Running and the post-start hook that calls envd's ``/init`` (retried until
+envd answers); when an envd secret is configured the sandbox is then *armed* by a direct ``/init``
+carrying the env vars and its derived access token, before the id leaves this server (without a
+secret the env vars ride in the hook). Timeouts are idle timeouts in seconds; connect only
 ever extends them.
 """
 
@@ -37,7 +38,7 @@ from agent_sandbox.operator.e2b.models import (
     refuse_unsupported,
 )
 from agent_sandbox.operator.e2b.templates import claim_options, parse_template_id
-from agent_sandbox.operator.services.errors import NotFound, ServiceError
+from agent_sandbox.operator.services.errors import NotFound, SandboxStartFailed, ServiceError
 from agent_sandbox.operator.services.models import CreateSandboxRequest
 from agent_sandbox.operator.services.pools import PoolService
 from agent_sandbox.operator.timeutil import now_utc
@@ -48,6 +49,8 @@ DEFAULT_USER = "user"
 #: How long create keeps trying to reach a claimed sandbox's envd before giving it up.
 ARM_TIMEOUT_S = 10.0
 TRANSIENT = frozenset({502, 503, 504})
+#: Claims per create: a sandbox that fails to start is replaced once by another warm pod.
+START_ATTEMPTS = 2
 IDENTITY: web.RequestKey[Identity] = web.RequestKey("identity", Identity)
 
 
@@ -64,6 +67,10 @@ class E2BDeps:
 
 def identity(request: web.Request) -> Identity:
     return request[IDENTITY]  # set by the server's auth middleware
+
+
+def _start_failure(exc: Exception) -> bool:
+    return isinstance(exc, SandboxStartFailed) or (isinstance(exc, ApiError) and exc.code == "SandboxStartFailed")
 
 
 def _seconds(value: int) -> str:
@@ -93,12 +100,30 @@ class E2BHandlers:
         if ref.cluster and ref.cluster != self.d.local_cluster_id:
             raise bad_request(f"cluster {ref.cluster!r} is not known here; use a template of this cluster")
         opts = claim_options(req.metadata, ref)
-        init: dict[str, Any] = {"envVars": req.envVars or {}, "defaultUser": DEFAULT_USER}
+        armed = self.d.envd.secret != "" and opts.wait
+        # The hook body is stored on the pod; when the sandbox is armed directly, env vars (often
+        # credentials) travel only in that direct call and never land in a pod annotation.
+        init: dict[str, Any] = {"defaultUser": DEFAULT_USER}
+        if not armed:
+            init["envVars"] = req.envVars or {}
         claim = CreateSandboxRequest(
             poolName=ref.pool, image=opts.image or None, metadata=opts.metadata,
             idleTimeout=_seconds(req.timeout) if req.timeout is not None else None,
             startupTimeout=f"{opts.startup_timeout}s" if opts.startup_timeout else None,
             postStartHooks=[{"httpPost": {"port": ENVD_PORT, "path": "/init", "body": init}}], wait=opts.wait)
+        for _ in range(START_ATTEMPTS - 1):
+            try:
+                return await self._claim(ident, claim, req, armed)
+            except (SandboxStartFailed, ApiError) as exc:
+                # The failed sandbox is already released; replace it with another warm pod (the SDK
+                # does not retry a permanent 500) rather than hand the caller the failure.
+                if not _start_failure(exc):
+                    raise
+                log.warning("e2b sandbox failed to start, claiming another", pool=ref.pool, error=str(exc))
+        return await self._claim(ident, claim, req, armed)
+
+    async def _claim(self, ident: Identity, claim: CreateSandboxRequest, req: NewSandbox,
+                     armed: bool) -> dict[str, Any]:
         try:
             record = await self.d.access.create(ident, claim)
         except NotFound as exc:
@@ -106,13 +131,13 @@ class E2BHandlers:
                               detail=exc.detail) from exc
         sandbox_id = record["sandboxId"]
         token = self.d.envd.token(sandbox_id)
-        if token and opts.wait:
-            await self._arm_token(ident, sandbox_id)
-        log.info("e2b sandbox created", sandbox_id=sandbox_id, pool=ref.pool, namespace=ident.namespace)
+        if armed:
+            await self._arm(ident, sandbox_id, {"envVars": req.envVars or {}, "accessToken": token})
+        log.info("e2b sandbox created", sandbox_id=sandbox_id, pool=claim.poolName, namespace=ident.namespace)
         return self._sandbox(record, token)
 
-    async def _arm_token(self, ident: Identity, sandbox_id: str) -> None:
-        """Give envd the sandbox's access token, retrying while the sandbox is not reachable yet.
+    async def _arm(self, ident: Identity, sandbox_id: str, init: dict[str, Any]) -> None:
+        """Give envd the env vars and access token, retrying while the sandbox is not reachable yet.
 
         With ``envd_url_template`` in the data-plane form this call takes the SDK's own path, so its
         success also proves the sandbox is routable. A sandbox that cannot be armed in time is
@@ -125,7 +150,7 @@ class E2BHandlers:
             try:
                 if pod is None:
                     raise ApiError(500, "the sandbox stopped before it became usable", code="SandboxStartFailed")
-                await self.d.envd.request(pod, "POST", "/init", {"accessToken": self.d.envd.token(sandbox_id)})
+                await self.d.envd.request(pod, "POST", "/init", init)
                 return
             except ApiError as exc:
                 if pod is not None and exc.status in TRANSIENT and asyncio.get_running_loop().time() < deadline:

@@ -2,14 +2,31 @@
 
 A claim or a release changes ``spec.containers[i].image`` of a live pod — the
 only mutable container field — and records enough state in the
-``inplace-update-state`` annotation to tell when the kubelet has finished:
+``inplace-update-state`` annotation to tell when the kubelet has finished.
+A swapped container is done when:
 
-* the container reports the target image (normalised reference) and is
-  running, **or** its containerID changed to a new, running container.
-  Matching by image name (not by imageID against a baseline) is what keeps the
-  unpullable-image rollback and the digest-identical-images cases from
-  deadlocking (openkruise/agents#773, openkruise/kruise#1493).
-* no state annotation means complete.
+* a **new** container (containerID differs from the one recorded at swap
+  start) runs the target image (normalised reference) and is ready. Matching
+  by image name — not by imageID against a baseline — keeps digest-identical
+  images from deadlocking (openkruise/kruise#1493); requiring a new
+  containerID keeps a status that still shows the old container (being
+  stopped, or a stale write) from finishing the swap early. Both halves are
+  needed: the old container keeps reporting ``running`` while it is being
+  stopped, and a short-lived intermediate container (the kubelet caught up
+  with two spec changes) has a new ID but the wrong image;
+* or the recorded container itself already runs the target image, is ready
+  and the node has acted on the new spec (``status.observedGeneration``)
+  without restarting it, so there is nothing to swap. This is what keeps a
+  rollback after a pull failure (openkruise/agents#773) from deadlocking.
+
+``status.observedGeneration`` (reported by our nodes and by kubelets with pod
+generation tracking) is compared with the generation the swap's spec write
+produced: a status computed before the node saw the change never completes a
+swap. With it, a new ready container completes the swap under any image name
+(a runtime may report a digest-equal image under another tag).
+
+No state annotation means complete. A claim only takes a pod whose containers
+all run their spec images (the previous recycle has settled).
 
 Everything here is pure: it returns JSON merge patches that carry the read
 ``metadata.resourceVersion``, so the API server rejects a write based on a
@@ -39,7 +56,7 @@ class UnexpectedPodPhase(Exception):
 
 
 class PodNotReady(Exception):
-    """The same-image fast path needs a running pod."""
+    """A claim needs a running, ready pod whose containers run their spec images."""
 
 
 @dataclass(slots=True)
@@ -107,9 +124,9 @@ def build_trigger_patch(pod: pv.Pod, opts: UpdateOptions, now: datetime) -> tupl
         "updateTimestamp": stamp,
     }
     starting = opts.target_phase == v.SandboxPhase.RUNNING
+    if starting and not settled(pod):
+        raise PodNotReady(f"pod {pv.key(pod)} is not running and ready on its spec images")
     if starting and not changed:
-        if pv.kube_phase(pod) != "Running" or not pv.pod_ready(pod):
-            raise PodNotReady(f"pod {pv.key(pod)} is not running and ready")
         state.update(phase=STATE_COMPLETED, lastContainerStatuses={},
                      stableContainerStatuses=_stable_statuses(pod, list(opts.images) or [first]))
         meta = _metadata_patch(pod, opts, v.SandboxPhase.RUNNING.value)
@@ -126,6 +143,9 @@ def build_trigger_patch(pod: pv.Pod, opts: UpdateOptions, now: datetime) -> tupl
         },
         stableContainerStatuses={},
     )
+    generation = pv.meta(pod).get("generation")
+    if changed and isinstance(generation, int):
+        state["specGeneration"] = generation + 1  # the image write bumps it by exactly one (CAS on the RV)
     meta = _metadata_patch(pod, opts, state["phase"])
     meta["annotations"][v.ANN_INPLACE_UPDATE_STATE] = _dump(state)
     patch: dict[str, Any] = {"metadata": meta}
@@ -137,25 +157,66 @@ def build_trigger_patch(pod: pv.Pod, opts: UpdateOptions, now: datetime) -> tupl
     return patch, False
 
 
+def settled(pod: pv.Pod) -> bool:
+    """Running and ready, every container running its spec image (no swap or restart left in flight)."""
+    if pv.kube_phase(pod) != "Running" or not pv.pod_ready(pod):
+        return False
+    statuses = pv.container_statuses(pod)
+    for name, image in pv.container_images(pod).items():
+        status = statuses.get(name)
+        if status is None or not _serving(status) or not same_image(status.get("image"), image):
+            return False
+    return True
+
+
+def _serving(status: dict[str, Any]) -> bool:
+    """A container that runs and is not being taken down (``ready`` false while the kubelet stops it)."""
+    return pv.is_running(status) and bool(status.get("containerID")) and status.get("ready") is not False
+
+
+def _node_observed(pod: pv.Pod, state: dict[str, Any]) -> bool | None:
+    """Whether the node has acted on the swap's spec (``status.observedGeneration``); None: not reported."""
+    wanted = state.get("specGeneration")
+    observed = (pod.get("status") or {}).get("observedGeneration")
+    if not isinstance(wanted, int) or not isinstance(observed, int):
+        return None
+    return observed >= wanted
+
+
+def container_swapped(status: dict[str, Any] | None, last: dict[str, Any], target: str | None,
+                      node_observed: bool | None) -> bool:
+    """One swapped container is finished (see the module docstring for why each condition is needed).
+
+    ``node_observed`` is None for nodes that do not report ``observedGeneration``: then only the
+    container's identity, image and readiness decide.
+    """
+    if status is None or not _serving(status) or node_observed is False:
+        return False
+    on_target = same_image(status.get("image"), target)
+    if status.get("containerID") != (last.get("containerID") or ""):
+        # A new container. Under another name only when the node confirms it was started for this
+        # spec (a runtime may report a digest-equal image under another tag); an intermediate
+        # container of an older spec is never ready after the node has seen the new one.
+        return on_target or node_observed is True
+    # The container of the swap's start already runs the target: nothing to swap. Before the node
+    # has seen the new spec this is a stale status, caught above where the node reports generations.
+    return on_target
+
+
 def update_complete(pod: pv.Pod) -> bool:
     """True when the kubelet has finished the swap recorded in the state annotation."""
     state = read_state(pod)
     if state is None or state.get("phase") == STATE_COMPLETED:
         return True
+    targets = state.get("targetImages") or {}
     spec_images = pv.container_images(pod)
-    for name, image in (state.get("targetImages") or {}).items():
+    for name, image in targets.items():
         if name in spec_images and not same_image(spec_images[name], image):
             return False
     statuses = pv.container_statuses(pod)
-    targets = state.get("targetImages") or {}
-    for name, last in (state.get("lastContainerStatuses") or {}).items():
-        status = statuses.get(name)
-        if status is None or not pv.is_running(status):
-            return False
-        cid = status.get("containerID", "")
-        if not (same_image(status.get("image"), targets.get(name)) or (cid and cid != last.get("containerID"))):
-            return False
-    return True
+    observed = _node_observed(pod, state)
+    return all(container_swapped(statuses.get(name), last or {}, targets.get(name), observed)
+               for name, last in (state.get("lastContainerStatuses") or {}).items())
 
 
 def image_pull_failure(pod: pv.Pod) -> tuple[str, str] | None:

@@ -8,7 +8,6 @@ ends it. Connect JSON over aiohttp keeps this free of generated stubs: the messa
 from __future__ import annotations
 
 import base64
-import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,20 +15,15 @@ import aiohttp
 import orjson
 
 from agent_sandbox.operator.api.envd_access import EnvdAccess
+from agent_sandbox.operator.api.envd_connect import PROCESS_SERVICE as SERVICE
+from agent_sandbox.operator.api.envd_connect import STREAM_CONTENT_TYPE, envelope, process_events
 from agent_sandbox.operator.podview import Pod, sandbox_id
 
-SERVICE = "/process.Process"
 SHELL = "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi"
-END_STREAM = 0x02
 
 
 class PtyError(Exception):
     pass
-
-
-def envelope(message: dict[str, Any]) -> bytes:
-    data = orjson.dumps(message)
-    return struct.pack(">BI", 0, len(data)) + data
 
 
 class EnvdPty:
@@ -45,7 +39,7 @@ class EnvdPty:
                          "pty": {"size": {"cols": cols, "rows": rows}}})
         resp = await self._envd.session.post(
             self._base + SERVICE + "/Start", data=body, timeout=aiohttp.ClientTimeout(total=None, connect=5),
-            headers={**self._headers, "Content-Type": "application/connect+json"})
+            headers={**self._headers, "Content-Type": STREAM_CONTENT_TYPE})
         if resp.status != 200:
             text = await resp.text()
             resp.release()
@@ -59,16 +53,7 @@ class EnvdPty:
 
     async def _events(self) -> AsyncIterator[dict[str, Any]]:
         assert self._stream is not None
-        content = self._stream.content
-        while True:
-            try:
-                flag, size = struct.unpack(">BI", await content.readexactly(5))
-                payload = orjson.loads(await content.readexactly(size))
-            except (EOFError, aiohttp.ClientError, orjson.JSONDecodeError, ConnectionError):
-                return
-            if flag & END_STREAM:
-                return
-            event = payload.get("event") or {}
+        async for event in process_events(self._stream.content):
             if "end" in event:
                 return
             yield event

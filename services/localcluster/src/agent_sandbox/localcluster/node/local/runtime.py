@@ -3,7 +3,8 @@
 Layout below the node's state directory::
 
     local.yaml            settings (optional)      images.yaml   image map (optional, see .rootfs)
-    ipam.json             pod uid → podIP (127.77.0.0/16 by default; all of 127/8 reaches lo)
+    ipam.json             pod uid → podIP (127.77.0.0/16 by default; all of 127/8 reaches lo), each
+                          address leased machine-wide (:mod:`.addresses`): other local nodes share lo
     bundle/               mounted read-only at /mnt/agentsandbox (envd's build_bundle, when installed)
     pods/<uid>/<cid16>/   upper/ work/ merged/ (the container's overlay), pid (bwrap + init pids), log
 
@@ -46,7 +47,8 @@ from agent_sandbox.common.logging import get_logger
 from agent_sandbox.common.vocabulary import ENVD_MOUNT_PATH, ENVD_PORT
 from agent_sandbox.localcluster.node.container import Start
 from agent_sandbox.localcluster.node.images import image_id
-from agent_sandbox.localcluster.node.ipam import IpAllocator
+from agent_sandbox.localcluster.node.ipam import IpAllocator, port_is_free
+from agent_sandbox.localcluster.node.local.addresses import DEFAULT_DIRECTORY, AddressLeases
 from agent_sandbox.localcluster.node.local.cgroups import CgroupV1, Limits
 from agent_sandbox.localcluster.node.local.rootfs import ImageNotFound, Rootfs, load_image_map, resolve
 from agent_sandbox.localcluster.node.local.sandbox import SandboxSpec, build_argv, container_env
@@ -108,6 +110,7 @@ class LocalRuntime(Runtime):
         self.bundle = (settings.bundle_dir or self.state_dir / "bundle").resolve()
         self._image_map_path = settings.image_map or self.state_dir / "images.yaml"
         self._ipam: IpAllocator | None = None
+        self._leases = AddressLeases(settings.address_leases_dir or DEFAULT_DIRECTORY)
         self._cgroups: CgroupV1 | None = None
         self._sandboxes: dict[str, Sandbox] = {}  # container id -> sandbox
 
@@ -128,7 +131,8 @@ class LocalRuntime(Runtime):
             log.warning("cannot become a child subreaper; ended sandboxes may leave zombies to pid 1")
         self.pods_dir.mkdir(parents=True, exist_ok=True)
         self._cleanup_previous_run()
-        self._ipam = IpAllocator(self._settings.pod_cidr, persist=self.state_dir / "ipam.json")
+        self._ipam = IpAllocator(self._settings.pod_cidr, persist=self.state_dir / "ipam.json",
+                                 is_free=self._take_address)
         self._cgroups = CgroupV1() if self._settings.cgroups else None
         if self._cgroups is not None:
             self._cgroups.remove_all()
@@ -166,6 +170,7 @@ class LocalRuntime(Runtime):
         if tasks:
             await asyncio.wait(tasks, timeout=self._settings.stop_timeout)
         await asyncio.to_thread(self._remove_all)
+        self._leases.close()
 
     def _remove_all(self) -> None:
         for child in self.pods_dir.iterdir() if self.pods_dir.exists() else []:
@@ -174,13 +179,29 @@ class LocalRuntime(Runtime):
             self._cgroups.remove_all()
 
     def assign_ip(self, pod: PodRecord, reported: str | None) -> str:
+        """The pod's address, leased machine-wide (see :mod:`.addresses`) so no other node serves on it."""
         assert self._ipam is not None
         current = self._ipam.get(pod.uid)
-        if current:
+        if current and self._leases.claim(current):
             return current
-        if reported and self._ipam.reserve(pod.uid, reported):
-            return reported
+        if current:  # persisted before a restart, but another node has taken it since
+            self._ipam.release(pod.uid)
+        if reported and reported != current and self._leases.claim(reported):
+            if self._ipam.reserve(pod.uid, reported):
+                return reported
+            self._leases.release(reported)
         return self._ipam.allocate(pod.uid)
+
+    def _take_address(self, ip: str) -> bool:
+        """Allocation probe: lease ``ip``, and give it back if something outside any node serves on it."""
+        if not self._leases.claim(ip):
+            return False
+        if not self._port_free(ip):
+            self._leases.release(ip)
+            return False
+        return True
+
+    _port_free = staticmethod(port_is_free(ENVD_PORT))
 
     # ---- images ----------------------------------------------------------------------------
 
@@ -270,24 +291,33 @@ class LocalRuntime(Runtime):
         spec = SandboxSpec(
             lower=rootfs.path, upper=sb.dir / "upper", work=sb.dir / "work", merged=sb.dir / "merged",
             bundle=self.bundle, mount_path=ENVD_MOUNT_PATH, hostname=pod.name, command=command, env=env,
-            workdir=str(spec_c.get("workingDir") or "/"), host_root=rootfs.is_host, masked=(self.state_dir,),
+            workdir=str(spec_c.get("workingDir") or "/"), host_root=rootfs.is_host,
+            masked=(self.state_dir, *self._settings.masked_paths),
             cgroup_procs=tuple(procs),
         )
         return build_argv(spec, info_fd, self._settings.bwrap)
 
     async def _reap_init(self, sb: Sandbox) -> None:
-        """bwrap is gone; make sure its init (and so the whole pid namespace) is dead and reaped."""
+        """bwrap is gone; make sure its init (and so the whole pid namespace) is dead and reaped.
+
+        Only then may the kubelet hear that the container exited: the next container of this pod
+        reuses the pod IP and envd's port, so a start while the old tree lives would hand the old
+        tenant's envd to the next one. A namespace that refuses to die keeps the container
+        ``stopping`` (the operator replaces a pod stuck there) rather than being reported gone.
+        """
         if sb.init_pid is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(sb.init_pid, signal.SIGKILL)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._settings.stop_timeout
-        while loop.time() < deadline:
-            if _reaped(sb.init_pid):
-                return
-            await asyncio.sleep(0.01)
-        log.warning("sandbox init did not go away", pid=sb.init_pid)
+        warn_at = loop.time() + self._settings.stop_timeout
+        delay = 0.01
+        while not _reaped(sb.init_pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(sb.init_pid, signal.SIGKILL)
+            if warn_at and loop.time() >= warn_at:
+                log.warning("sandbox init did not go away; still waiting", pid=sb.init_pid)
+                warn_at = 0.0
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     def _cgroup_name(self, sb: Sandbox) -> str:
         return f"{sb.uid}-{sb.cid[:12]}"
@@ -311,7 +341,8 @@ class LocalRuntime(Runtime):
                 os.kill(pid, signal.SIGTERM)
             if sb.task is not None:
                 await asyncio.wait([sb.task], timeout=grace)
-        sb.kill()
+        if sb.task is None or not sb.task.done():
+            sb.kill()  # once the task is done its pids are reaped and may belong to someone else
 
     async def release(self, pod: PodRecord) -> None:
         for sb in [s for s in self._sandboxes.values() if s.uid == pod.uid]:
@@ -321,7 +352,10 @@ class LocalRuntime(Runtime):
                 await asyncio.wait([sb.task], timeout=self._settings.stop_timeout)
         await asyncio.to_thread(shutil.rmtree, self.pods_dir / pod.uid, True)
         if self._ipam is not None:
+            ip = self._ipam.get(pod.uid)
             self._ipam.release(pod.uid)
+            if ip:
+                self._leases.release(ip)
 
 
 def _reaped(pid: int) -> bool:

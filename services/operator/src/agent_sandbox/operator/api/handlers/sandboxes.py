@@ -12,9 +12,13 @@ from typing import Any
 from agent_sandbox.common.errors import bad_request
 from agent_sandbox.operator.api.binding import Handler
 from agent_sandbox.operator.api.context import Call, Reply
+from agent_sandbox.operator.api.envd_access import EnvdAccess
+from agent_sandbox.operator.api.envd_exec import run_command
 from agent_sandbox.operator.api.exec_tokens import ExecGrant
 from agent_sandbox.operator.api.models.sandboxes import (
     DeleteSandboxResponse,
+    ExecRequest,
+    ExecResult,
     ExecTokenResponse,
     Sandbox,
     SandboxEnvelope,
@@ -30,7 +34,7 @@ def to_sandbox(record: dict[str, Any]) -> Sandbox:
     return Sandbox.model_validate({k: val for k, val in record.items() if val != ""})
 
 
-def handlers(access: SandboxAccess) -> dict[str, Handler]:
+def handlers(access: SandboxAccess, envd: EnvdAccess) -> dict[str, Handler]:
     async def create(call: Call) -> Reply:
         req: CreateSandboxRequest = call.body
         return Reply(201, SandboxEnvelope(sandbox=to_sandbox(await access.create(call.identity, req))))
@@ -64,7 +68,17 @@ def handlers(access: SandboxAccess) -> dict[str, Handler]:
                                       containers=tuple(record.get("containerImages") or ())))
         return Reply(200, ExecTokenResponse(token=token, expiresAt=now_utc() + timedelta(seconds=store.ttl)))
 
+    async def exec_command(call: Call) -> Reply:
+        req: ExecRequest = call.body
+        record = await access.get(call.identity, call.path("id"))
+        pod = access.live_pod(record["sandboxId"]) if record.get("status") == "Running" else None
+        if pod is None:
+            raise bad_request(f"sandbox is {record.get('status')}, a command needs it Running")
+        code, stdout, stderr = await run_command(envd, pod, req.command, req.timeoutSeconds)
+        return Reply(200, ExecResult(exitCode=code, stdout=stdout, stderr=stderr))
+
     return {
+        "ExecSandboxCommand": exec_command,
         "CreateSandbox": create,
         "GetSandbox": get,
         "ListSandboxes": list_,
