@@ -427,8 +427,11 @@ class Kubelet:
         try:
             await _raw(self.core.create_namespaced_pod_binding(name, namespace, body, _preload_content=False))
         except ApiException as exc:
-            if exc.status not in (404, 409):
+            if exc.status != 409:
                 raise
+            # Bound elsewhere, or a write conflict: only the watch can tell. Retry; a pod the watch shows
+            # bound leaves ``_unbound`` and the retry is a no-op.
+            return False
         self._unbound.pop(uid, None)
         return True
 
