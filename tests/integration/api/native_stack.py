@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import importlib.util
 import secrets
+import shutil
 import sys
 import tempfile
 import threading
@@ -158,6 +159,7 @@ class NativeStack:
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
+            shutil.rmtree(self._state, ignore_errors=True)
 
     # ---- helpers for tests -------------------------------------------------------------------
     def admin(self) -> dict[str, str]:

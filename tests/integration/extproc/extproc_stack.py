@@ -19,6 +19,7 @@ from aiohttp import web
 from kubernetes_asyncio import client, config
 
 from agent_sandbox.common.ids import new_sandbox_id
+from agent_sandbox.common.subprocesses import terminate
 from agent_sandbox.common.vocabulary import LABEL_SANDBOX_ID, LABEL_SANDBOX_PHASE, LABEL_SANDBOX_POOL
 from agent_sandbox.extproc.envoy_config import EnvoyPorts, extproc_token
 from agent_sandbox.extproc.envoy_process import EnvoyProcess
@@ -130,14 +131,7 @@ class ExtprocProcess:
 
     async def stop(self) -> None:
         proc, self.process = self.process, None
-        if proc is None or proc.returncode is not None:
-            return
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 10)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await terminate(proc, 10.0)
 
     async def kill(self) -> None:
         proc, self.process = self.process, None

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import aiohttp
 
+from agent_sandbox.common.subprocesses import terminate
+
 from .envoy_config import EnvoyPorts, envoy_binary, render
 
 
@@ -62,14 +64,7 @@ class EnvoyProcess:
 
     async def stop(self) -> None:
         proc, self.process = self.process, None
-        if proc is None or proc.returncode is not None:
-            return
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 5)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await terminate(proc, 5.0)
 
     async def __aenter__(self) -> EnvoyProcess:
         await self.start()
