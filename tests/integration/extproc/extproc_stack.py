@@ -107,7 +107,7 @@ class ExtprocProcess:
     def control_target(self) -> str:
         return f"127.0.0.1:{self.control_port}"
 
-    async def start(self, ready_within: float = 30.0) -> None:
+    async def start(self, ready_within: float = 30.0, *, wait_ready: bool = True) -> None:
         env = dict(os.environ, AGENT_SANDBOX_ADMIN_KEY=ADMIN_KEY, AGENT_SANDBOX_LOG_LEVEL="warning", **self.env)
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "agent_sandbox.extproc",
@@ -118,6 +118,8 @@ class ExtprocProcess:
             "--workers", str(self.workers), "--cluster-id", CLUSTER_ID, *self.extra,
             env=env,
         )
+        if not wait_ready:
+            return
         deadline = time.monotonic() + ready_within
         async with aiohttp.ClientSession() as session:
             while time.monotonic() < deadline:

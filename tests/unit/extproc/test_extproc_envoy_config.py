@@ -48,7 +48,13 @@ def test_contract_settings() -> None:
     assert [r["route"]["cluster"] for r in routes] == [
         "cross_cluster_gateway_tls", "cross_cluster_gateway_plain", "original_dst_cluster"]
     assert all(r["route"]["timeout"] == "3600s" and r["route"]["idle_timeout"] == "3600s" for r in routes)
+    # A dead pooled connection to a recycled sandbox is retried once, never after a response began.
+    assert routes[-1]["route"]["retry_policy"] == {"retry_on": "reset,connect-failure", "num_retries": 1}
+    assert all("retry_policy" not in r["route"] for r in routes[:-1])
     clusters = {c["name"]: c for c in cfg["static_resources"]["clusters"]}
+    options = clusters["original_dst_cluster"]["typed_extension_protocol_options"]
+    assert options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["common_http_protocol_options"] == {
+        "idle_timeout": "30s"}
     assert clusters["original_dst_cluster"]["original_dst_lb_config"] == {
         "use_http_header": True, "http_header_name": "x-agentsandbox-dst"}
     ep = clusters["ext_proc_cluster"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]

@@ -96,19 +96,23 @@ async def run(args: argparse.Namespace) -> int:
 async def _run_single(settings: Any, stop: asyncio.Event) -> int:
     from .app import serve
     from .health import start_health
+    from .readiness import extproc_answers
 
-    ready = False
+    synced = False
 
-    def mark_ready() -> None:
-        nonlocal ready
-        ready = True
+    def mark_synced() -> None:
+        nonlocal synced
+        synced = True
+
+    async def ready() -> bool:
+        return synced and await extproc_answers(settings.listen)
 
     health = None
     if settings.health_listen:
-        health = await start_health(settings.health_listen, lambda: ready, settings.admin_key_value())
+        health = await start_health(settings.health_listen, ready, settings.admin_key_value())
     try:
         await serve(settings, stop=stop, control_address=settings.control_listen,
-                    control_key=settings.admin_key_value(), reuse_port=False, on_ready=mark_ready)
+                    control_key=settings.admin_key_value(), reuse_port=False, on_ready=mark_synced)
     finally:
         if health is not None:
             await health.cleanup()

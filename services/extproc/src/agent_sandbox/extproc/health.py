@@ -1,27 +1,28 @@
 """HTTP health and metrics endpoints.
 
-``/healthz`` answers while the process runs; ``/readyz`` only once every cache
-has synced and the gRPC servers listen (Envoy's traffic should not arrive
-before routes can be resolved). ``/metrics`` needs the admin bearer key unless
+``/healthz`` answers while the process runs; ``/readyz`` only while every cache
+has synced once and the ExtProc listener answers (:mod:`.readiness`): Envoy's
+traffic should not arrive before routes can be resolved, nor be sent to a data
+plane whose ExtProc path is broken. ``/metrics`` needs the admin bearer key unless
 running in dev mode, like every other non-health endpoint of ours.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from . import metrics
 
 
-def health_app(ready: Callable[[], bool], admin_key: str | None) -> web.Application:
+def health_app(ready: Callable[[], Awaitable[bool]], admin_key: str | None) -> web.Application:
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def readyz(_request: web.Request) -> web.Response:
-        if ready():
+        if await ready():
             return web.json_response({"status": "ready"})
         return web.json_response({"status": "not ready"}, status=503)
 
@@ -39,7 +40,7 @@ def health_app(ready: Callable[[], bool], admin_key: str | None) -> web.Applicat
     return app
 
 
-async def start_health(address: str, ready: Callable[[], bool], admin_key: str | None) -> web.AppRunner:
+async def start_health(address: str, ready: Callable[[], Awaitable[bool]], admin_key: str | None) -> web.AppRunner:
     host, _, port = address.rpartition(":")
     runner = web.AppRunner(health_app(ready, admin_key), access_log=None)
     await runner.setup()

@@ -32,6 +32,7 @@ from agent_sandbox.common.logging import get_logger
 from .client import ControlPlaneClient
 from .control import control_server
 from .health import start_health
+from .readiness import extproc_answers
 from .settings import ExtprocSettings
 
 log = get_logger(__name__)
@@ -47,6 +48,9 @@ class Worker:
     ready: bool = False
     restarts: int = 0
     process: asyncio.subprocess.Process | None = field(default=None, repr=False)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.returncode is None
 
 
 class FanoutBackend:
@@ -115,9 +119,12 @@ async def run_supervisor(settings: ExtprocSettings, stop: asyncio.Event, runtime
     admin_key = settings.admin_key_value()
     control = control_server(FanoutBackend(workers), settings.control_listen, admin_key)
     await control.start()
+    async def ready() -> bool:
+        return all(w.ready and w.alive() for w in workers) and await extproc_answers(settings.listen)
+
     health = None
     if settings.health_listen:
-        health = await start_health(settings.health_listen, lambda: all(w.ready for w in workers), admin_key)
+        health = await start_health(settings.health_listen, ready, admin_key)
     tasks = [
         asyncio.create_task(_supervise(w, worker_config(settings, f"unix:{w.socket}", internal_key), stop))
         for w in workers
