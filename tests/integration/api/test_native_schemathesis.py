@@ -13,7 +13,7 @@ from agent_sandbox.operator.api.openapi import build_document
 from agent_sandbox.operator.api.routes import ROUTES
 
 # The stack serves the service-backed handlers too; these are the operations it leaves unbound.
-UNSERVED = {"GetSandboxLogs", "IsSandboxReady", "SyncSandboxPoolTemplate",
+UNSERVED = {"IsSandboxReady", "SyncSandboxPoolTemplate",
             "PreviewSyncSandboxPoolTemplate"}
 SERVED = [r.operation_id for r in ROUTES if r.operation_id not in UNSERVED]
 CHECKS = [

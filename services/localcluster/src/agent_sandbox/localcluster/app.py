@@ -39,7 +39,7 @@ import signal
 import ssl
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -51,6 +51,7 @@ from agent_sandbox.common.logging import get_logger
 from .apiserver.faults import FaultConfig
 from .apiserver.kubeconfig import load_or_create_token, write_kubeconfig
 from .apiserver.persistence import SqlitePersistence
+from .apiserver.podlogs import LogReader
 from .apiserver.server import ApiServer
 from .apiserver.tls import ensure_certificates, server_context
 
@@ -71,13 +72,14 @@ def _load_run_node() -> Any:
 
 
 async def _supervise_node(kind: str, kubeconfig: pathlib.Path, node_name: str,
-                          state_dir: pathlib.Path | None) -> None:
+                          state_dir: pathlib.Path | None,
+                          register_logs: Callable[[str, LogReader | None], None]) -> None:
     """Run the node agent, restarting it with backoff if it fails."""
     run_node = _load_run_node()
     delay = 0.5
     while True:
         try:
-            await run_node(kind, kubeconfig, node_name, state_dir)
+            await run_node(kind, kubeconfig, node_name, state_dir, register_logs)
             return
         except asyncio.CancelledError:
             raise
@@ -154,7 +156,8 @@ class LocalCluster:
         if self.node != "none":
             self._node_task = asyncio.get_running_loop().create_task(
                 _supervise_node(self.node, self.kubeconfig, self.node_name,
-                                self.state_dir / "node" if self._given_state_dir else None),
+                                self.state_dir / "node" if self._given_state_dir else None,
+                                server.pod_logs.register),
                 name=f"localcluster-node-{self.node_name}")
 
     async def _start_tls_site(self, runner: web.AppRunner, ssl_context: ssl.SSLContext) -> None:

@@ -39,6 +39,7 @@ from .errors import (
 )
 from .faults import FaultConfig, FaultInjector
 from .persistence import SqlitePersistence
+from .podlogs import PodLogSources, pick_container, trim
 from .resources import CRD_KEY, Registry, ResourceType, served_bytes
 from .selectors import label_selector_to_string, parse_field_selector, parse_label_selector
 from .store import Entry, Store, raise_if_stale
@@ -102,6 +103,7 @@ class ApiServer:
         self.store.on_removed.append(self._on_removed)
         self.bookmark_interval = bookmark_interval
         self.server_address = "127.0.0.1"
+        self.pod_logs = PodLogSources()
         self._streams: set[asyncio.Task[Any]] = set()
 
     # ----- lifecycle -----------------------------------------------------------------------
@@ -266,6 +268,8 @@ class ApiServer:
                 if verb_class == "watch":
                     return await self._watch(request, req)
                 return self._list(request, req)
+            if req.subresource == "log":
+                return await self._pod_log(request, req)
             return self._get(request, req)
         if method == "POST":
             if req.name is None:
@@ -316,7 +320,7 @@ class ApiServer:
             raise _no_route()
         if sub is not None and not (
             (sub == "status" and rt.status_subresource) or (sub == "scale" and rt.scale is not None)
-            or (sub == "binding" and rt.key == "pods")
+            or (sub in ("binding", "log") and rt.key == "pods")
         ):
             raise _no_route()
         return Request(rt, namespace, name, sub)
@@ -381,6 +385,22 @@ class ApiServer:
         if req.subresource == "scale":
             return json_response(self._scale_object(req.rt, entry.obj))
         return self._object_response(request, req.rt, entry)
+
+    async def _pod_log(self, request: web.Request, req: Request) -> web.Response:
+        pod = self.store.get(req.rt, req.namespace, req.name or "").obj
+        tail_lines = _query_int(request.query, "tailLines")
+        limit_bytes = _query_int(request.query, "limitBytes")
+        if tail_lines is not None and tail_lines < 0:
+            raise bad_request("tailLines must not be negative")
+        if limit_bytes is not None and limit_bytes < 1:
+            raise bad_request("limitBytes must be greater than zero")
+        try:
+            container = pick_container(pod, request.query.get("container"))
+        except ValueError as exc:
+            raise bad_request(str(exc)) from None
+        node = (pod.get("spec") or {}).get("nodeName") or ""
+        data = await self.pod_logs.read(node, pod["metadata"].get("uid", ""), container)
+        return web.Response(body=trim(data, tail_lines, limit_bytes), content_type="text/plain")
 
     def _list(self, request: web.Request, req: Request) -> web.Response:
         rt = req.rt

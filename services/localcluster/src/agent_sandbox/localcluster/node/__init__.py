@@ -11,10 +11,12 @@ from __future__ import annotations
 import pathlib
 import shutil
 import tempfile
+from collections.abc import Callable
 
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.config import load_kube_config
 
+from agent_sandbox.localcluster.apiserver.podlogs import LogReader
 from agent_sandbox.localcluster.node.kubelet import Kubelet
 from agent_sandbox.localcluster.node.runtime import Runtime, RuntimeEvents
 from agent_sandbox.localcluster.node.settings import LocalSettings, SimSettings, load_node_settings
@@ -22,12 +24,17 @@ from agent_sandbox.localcluster.node.timers import TimerQueue
 
 NODE_KINDS = ("sim", "local")
 
+RegisterLogs = Callable[[str, LogReader | None], None]
 
-async def run_node(kind: str, kubeconfig: pathlib.Path, node_name: str, state_dir: pathlib.Path | None) -> None:
+
+async def run_node(kind: str, kubeconfig: pathlib.Path, node_name: str, state_dir: pathlib.Path | None,
+                   register_logs: RegisterLogs | None = None) -> None:
     """Run the ``kind`` node agent named ``node_name`` against the API server in ``kubeconfig`` until cancelled.
 
     ``state_dir`` holds the node's settings file (``sim.yaml``/``local.yaml``) and,
     for ``local``, the sandboxes' files (a temporary directory when None).
+    ``register_logs(node_name, reader)`` lets an API server in the same process read
+    the ``local`` containers' output (``reader`` None when the agent stops).
     """
     if kind not in NODE_KINDS:
         raise ValueError(f"unknown node kind {kind!r}; expected one of {', '.join(NODE_KINDS)}")
@@ -44,7 +51,10 @@ async def run_node(kind: str, kubeconfig: pathlib.Path, node_name: str, state_di
         assert state_dir is not None
         from agent_sandbox.localcluster.node.local.runtime import LocalRuntime
 
-        return LocalRuntime(events, timers, settings, state_dir)
+        runtime = LocalRuntime(events, timers, settings, state_dir)
+        if register_logs is not None:
+            register_logs(node_name, runtime.read_log)
+        return runtime
 
     scratch = None
     if kind == "local" and state_dir is None:
@@ -54,5 +64,7 @@ async def run_node(kind: str, kubeconfig: pathlib.Path, node_name: str, state_di
         async with ApiClient(config) as api:
             await Kubelet(api, node_name, settings, factory).run()
     finally:
+        if register_logs is not None:
+            register_logs(node_name, None)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)

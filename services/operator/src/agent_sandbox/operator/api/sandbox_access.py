@@ -72,6 +72,11 @@ class SandboxAccess:
         await self.get(identity, sandbox_id)
         return await self.service.delete(sandbox_id, namespace_scope(identity))
 
+    async def logs(self, identity: Identity, sandbox_id: str, container: str | None = None,
+                   lines: int = 0) -> dict[str, Any]:
+        await self.get(identity, sandbox_id)
+        return await self.service.logs(sandbox_id, container, lines, namespace_scope(identity))
+
     async def set_timeout(self, identity: Identity, sandbox_id: str, duration: str) -> None:
         """Set the idle timeout; returns once the watch cache shows it, so the caller's next read does too."""
         await self.get(identity, sandbox_id)

@@ -25,11 +25,12 @@ from agent_sandbox.operator.api.errors import json_response
 from agent_sandbox.operator.api.sandbox_access import SandboxAccess
 from agent_sandbox.operator.api.validation import parse_model, read_json
 from agent_sandbox.operator.auth.identity import Identity
-from agent_sandbox.operator.e2b import listing, views
+from agent_sandbox.operator.e2b import listing, logs, views
 from agent_sandbox.operator.e2b.idempotency import HEADER as IDEMPOTENCY_HEADER
 from agent_sandbox.operator.e2b.idempotency import IdempotencyStore, fingerprint
 from agent_sandbox.operator.e2b.models import (
     ConnectRequest,
+    LogsQuery,
     NewSandbox,
     RefreshRequest,
     Sandbox,
@@ -237,6 +238,21 @@ class E2BHandlers:
             memCache=int(sample.get("mem_cache") or 0), diskUsed=int(sample.get("disk_used") or 0),
             diskTotal=int(sample.get("disk_total") or 0))
         return json_response([metric.wire()])
+
+    async def logs_v1(self, request: web.Request) -> web.StreamResponse:
+        query, result = await self._logs(request)
+        return json_response(logs.logs_v1(result, query))
+
+    async def logs_v2(self, request: web.Request) -> web.StreamResponse:
+        query, result = await self._logs(request)
+        return json_response(logs.logs_v2(result, query))
+
+    async def _logs(self, request: web.Request) -> tuple[LogsQuery, dict[str, Any]]:
+        query = parse_model(LogsQuery, dict(request.query), "query")
+        ident = identity(request)
+        sandbox_id = request.match_info["id"]
+        await self._running(ident, sandbox_id)
+        return query, await self.d.access.logs(ident, sandbox_id)
 
     # ---- write -----------------------------------------------------------------------------
     async def delete(self, request: web.Request) -> web.StreamResponse:

@@ -146,3 +146,24 @@ class Template(_Response):
     createdAt: datetime | None = None
     updatedAt: datetime | None = None
     buildCount: int = 1
+
+
+class SandboxLog(_Response):
+    timestamp: datetime
+    line: str
+
+
+class SandboxLogEntry(_Response):
+    timestamp: datetime
+    message: str
+    level: Literal["debug", "info", "warn", "error"] = "info"
+    fields: dict[str, str] = Field(default_factory=dict)
+
+
+class LogsQuery(_Request):
+    """``GET /sandboxes/{id}/logs`` (``start`` ms) and ``/v2/...`` (``cursor`` ms, ``direction``)."""
+
+    start: int | None = Field(default=None, ge=0)
+    cursor: int | None = Field(default=None, ge=0)
+    limit: int = Field(default=1000, ge=0, le=10000)
+    direction: Literal["forward", "backward"] = "forward"

@@ -61,6 +61,8 @@ def build_e2b_app(authenticator: Authenticator, deps: E2BDeps) -> web.Applicatio
     r.add_post("/sandboxes/{id}/connect", h.connect)
     r.add_post("/v2/sandboxes/{id}/connect", h.connect)
     r.add_get("/sandboxes/{id}/metrics", h.metrics)
+    r.add_get("/sandboxes/{id}/logs", h.logs_v1)
+    r.add_get("/v2/sandboxes/{id}/logs", h.logs_v2)
     r.add_get("/templates", h.list_templates)
     r.add_get("/templates/{id}", h.get_template)
     for entry in unsupported.UNSUPPORTED:

@@ -137,6 +137,17 @@ class KubeClient:
     async def get(self, path: str) -> dict[str, Any]:
         return await self.request("GET", path)
 
+    async def pod_log(self, namespace: str, name: str, container: str, *, tail_lines: int | None = None,
+                      limit_bytes: int | None = None) -> str:
+        """A container's output (plain text, not JSON, hence the typed client)."""
+        try:
+            text = await k8s.CoreV1Api(self._api).read_namespaced_pod_log(
+                name, namespace, container=container, tail_lines=tail_lines, limit_bytes=limit_bytes,
+                _request_timeout=DEFAULT_TIMEOUT_S)
+        except k8s.ApiException as exc:
+            raise KubeError(exc.status or 0, str(exc.reason or ""), str(exc.body or "")[:200]) from None
+        return str(text or "")
+
     async def list(self, path: str, *, label_selector: str | None = None,
                    field_selector: str | None = None) -> dict[str, Any]:
         return await self.request("GET", path, query={"labelSelector": label_selector,

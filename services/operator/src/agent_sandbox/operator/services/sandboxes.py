@@ -42,6 +42,12 @@ from agent_sandbox.operator.timeutil import format_time, now_utc
 log = get_logger(__name__)
 
 
+#: Most bytes of one container's log a logs read returns (``truncated`` says when it cut).
+MAX_LOG_BYTES = 1024 * 1024
+_LOGGING_PHASES = frozenset({v.SandboxPhase.STARTING.value, v.SandboxPhase.RUNNING.value,
+                             v.SandboxPhase.STOPPING.value})
+
+
 class SandboxService:
     def __init__(self, client: KubeClient, pods: Informer, pools: Informer, lifecycle: Lifecycle,
                  schedulers: SchedulerRegistry, metrics: OperatorMetrics, *, cluster_id: str,
@@ -270,6 +276,34 @@ class SandboxService:
                         v.SandboxPhase.STOPPING.value, v.SandboxPhase.IDLE.value):
                     return out
         raise InvalidRequest("the sandbox kept changing; retry the delete")
+
+    async def logs(self, sandbox_id: str, container: str | None = None, lines: int = 0,
+                   namespace: str | None = None) -> dict[str, Any]:
+        """The live output of the sandbox's containers (or of ``container``), the last ``lines`` lines of each."""
+        pod = await self._live_pod(sandbox_id, namespace)
+        if pod is None or pv.sandbox_phase(pod) not in _LOGGING_PHASES:
+            raise NotFound(f"sandbox {sandbox_id!r} is not running; its logs left with its pod")
+        names = [str(c.get("name")) for c in pv.containers(pod)]
+        if container is not None and container not in names:
+            raise InvalidRequest(f"container {container!r} is not in sandbox {sandbox_id!r}; choose one of {names}")
+        entries: list[dict[str, str]] = []
+        total = 0
+        truncated = False
+        for name in [container] if container else names:
+            try:
+                text = await self.client.pod_log(pv.namespace(pod), pv.name(pod), name,
+                                                 tail_lines=lines or None, limit_bytes=MAX_LOG_BYTES)
+            except KubeError as exc:
+                if exc.not_found:
+                    raise NotFound(f"sandbox {sandbox_id!r} is not running; its logs left with its pod") from None
+                raise
+            size = len(text.encode())
+            total += size
+            truncated = truncated or size >= MAX_LOG_BYTES
+            entries.extend({"container": name, "log": line} for line in text.splitlines())
+        return {"sandboxId": sandbox_id, "namespace": pv.namespace(pod), "podName": pv.name(pod),
+                "capturedAt": now_utc(), "entries": entries, "truncated": truncated, "totalBytes": total,
+                "source": "live"}
 
     async def set_timeout(self, sandbox_id: str, duration: str, namespace: str | None = None) -> None:
         """Set, extend or (``"0"``) disable the idle timeout; counting restarts now."""

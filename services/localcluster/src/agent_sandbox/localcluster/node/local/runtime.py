@@ -222,6 +222,13 @@ class LocalRuntime(Runtime):
         self._sandboxes[sb.cid] = sb
         sb.task = asyncio.get_running_loop().create_task(self._run(pod, sb, action.image))
 
+    async def read_log(self, pod_uid: str, container: str) -> bytes:
+        """The running container's output so far (stdout and stderr); empty once it has exited."""
+        for sb in list(self._sandboxes.values()):
+            if sb.uid == pod_uid and sb.container == container:
+                return await asyncio.to_thread(_read_log, sb.dir / "log")
+        return b""
+
     async def _run(self, pod: PodRecord, sb: Sandbox, image: str) -> None:
         try:
             await self._launch(pod, sb, image)
@@ -373,6 +380,13 @@ def _become_subreaper() -> bool:
 
 def _open_log(path: pathlib.Path) -> Any:
     return path.open("ab")
+
+
+def _read_log(path: pathlib.Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
 
 
 async def _read_info(fd: int) -> dict[str, Any]:

@@ -23,6 +23,8 @@ from agent_sandbox.operator.api.models.sandboxes import (
     Sandbox,
     SandboxEnvelope,
     SandboxList,
+    SandboxLogsQuery,
+    SandboxLogsResult,
     SetTimeoutRequest,
 )
 from agent_sandbox.operator.api.sandbox_access import SandboxAccess
@@ -58,6 +60,13 @@ def handlers(access: SandboxAccess, envd: EnvdAccess) -> dict[str, Handler]:
         await access.set_timeout(call.identity, call.path("id"), req.timeout)
         return Reply(204)
 
+    async def logs(call: Call) -> Reply:
+        q: SandboxLogsQuery = call.query
+        if q.source != "stdout":
+            raise bad_request(f"source {q.source!r} is not offered: only 'stdout' (the containers' output) is")
+        out = await access.logs(call.identity, call.path("id"), q.container, q.lines)
+        return Reply(200, SandboxLogsResult.model_validate(out))
+
     async def exec_token(call: Call) -> Reply:
         record = await access.get(call.identity, call.path("id"))
         if record.get("status") != "Running":
@@ -84,5 +93,6 @@ def handlers(access: SandboxAccess, envd: EnvdAccess) -> dict[str, Handler]:
         "ListSandboxes": list_,
         "DeleteSandbox": delete,
         "SetSandboxTimeout": set_timeout,
+        "GetSandboxLogs": logs,
         "CreateSandboxExecToken": exec_token,
     }
