@@ -121,7 +121,9 @@ class PodFacts:
 def build_pod_status(facts: PodFacts, container_statuses: list[dict[str, Any]], now: float) -> dict[str, Any]:
     """The full ``status`` object of a pod bound to this node."""
     restart_policy = facts.spec.get("restartPolicy") or "Always"
-    if facts.eviction is not None:
+    # Like the kubelet's eviction manager: the pod turns Failed once its containers have been killed, so a
+    # Failed pod never reports a running container.
+    if facts.eviction is not None and not any("running" in (s.get("state") or {}) for s in container_statuses):
         phase = "Failed"
     elif facts.terminal_phase:
         phase = facts.terminal_phase
