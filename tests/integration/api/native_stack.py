@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import requests
 from aiohttp import web
 
-from agent_sandbox.extproc.client import ControlPlaneClient
+from agent_sandbox.ctrlplane.client import ControlPlaneClient
 from agent_sandbox.extproc.envoy_config import EnvoyPorts
 from agent_sandbox.extproc.envoy_process import EnvoyProcess
 from agent_sandbox.localcluster.app import LocalCluster

@@ -9,9 +9,9 @@ import pytest
 from extproc_stack import ADMIN_KEY, Stack, sandbox_id, wait_for
 
 from agent_sandbox.common.vocabulary import ANN_LAST_ACTIVE
-from agent_sandbox.extproc._gen import ctrlplane_pb2 as pb
-from agent_sandbox.extproc._gen import ctrlplane_pb2_grpc as pb_grpc
-from agent_sandbox.extproc.client import ControlPlaneClient
+from agent_sandbox.ctrlplane._gen import ctrlplane_pb2 as pb
+from agent_sandbox.ctrlplane._gen import ctrlplane_pb2_grpc as pb_grpc
+from agent_sandbox.ctrlplane.client import ControlPlaneClient
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -27,7 +27,7 @@ from extproc_stack import (
 )
 from kubernetes_asyncio import client, config
 
-from agent_sandbox.extproc.client import ControlPlaneClient
+from agent_sandbox.ctrlplane.client import ControlPlaneClient
 from agent_sandbox.extproc.envoy_config import EnvoyPorts
 from agent_sandbox.extproc.envoy_process import EnvoyProcess
 from agent_sandbox.localcluster.app import LocalClusterProcess

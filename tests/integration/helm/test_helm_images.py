@@ -1,8 +1,9 @@
-"""The service images the chart runs: each Dockerfile's install step really yields the commands the chart calls.
+"""The service images the chart runs: the Dockerfile's install step really yields the commands the chart calls.
 
-No container engine runs here, so the Dockerfile's own build-stage steps (its COPY sources and its
-``uv sync`` line, read from the file, not restated) are replayed into a scratch directory; the resulting
-environment must accept the exact container args the chart renders.
+One Dockerfile (``services/Dockerfile``) builds every Python service image, picked by the ``SERVICE`` build
+argument. No container engine runs here, so its build-stage steps (its COPY sources and its ``uv sync`` line,
+read from the file, not restated) are replayed into a scratch directory with the image's build argument; the
+resulting environment must accept the exact container args the chart renders.
 """
 
 from __future__ import annotations
@@ -37,15 +38,20 @@ def _build_stage(instructions: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return instructions[starts[0]:starts[1]]
 
 
+def _expand_build_arg(line: str, name: str, value: str) -> str:
+    """``${NAME}`` / ``${NAME:?message}`` as the Dockerfile frontend expands a build argument."""
+    return re.sub(r"\$\{" + name + r"(:\?[^}]*)?\}", value, line)
+
+
 def _env(args: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in shlex.split(args))
 
 
 @pytest.mark.parametrize("image", sorted(IMAGES))
 def test_image_install_step_provides_what_the_chart_runs(image, rendered, tmp_path):
-    dockerfile = REPO / "services" / image / "Dockerfile"
-    instructions = _instructions(dockerfile)
+    instructions = _instructions(REPO / "services" / "Dockerfile")
     build = _build_stage(instructions)
+    assert ("ARG", "SERVICE") in build
     src, venv = tmp_path / "src", tmp_path / "app" / ".venv"
     env = {**os.environ}
     for op, args in build:
@@ -66,7 +72,8 @@ def test_image_install_step_provides_what_the_chart_runs(image, rendered, tmp_pa
     env["UV_PROJECT_ENVIRONMENT"] = str(venv)
     for name in [n for n in env if n.startswith("VIRTUAL_ENV")]:
         del env[name]
-    done = subprocess.run(shlex.split(run), cwd=src, env=env, capture_output=True, text=True, timeout=300,
+    assert "${SERVICE" in run, "the install step must install the service named by the build argument"
+    done = subprocess.run(shlex.split(_expand_build_arg(run, "SERVICE", image)), cwd=src, env=env, capture_output=True, text=True, timeout=300,
                           check=False)
     assert done.returncode == 0, done.stderr[-2000:]
 
@@ -85,6 +92,9 @@ def test_image_install_step_provides_what_the_chart_runs(image, rendered, tmp_pa
     checked = subprocess.run([str(venv / "bin" / "python"), "-c", parse, *args], capture_output=True, text=True,
                              timeout=60, check=False)
     assert checked.returncode == 0, checked.stderr
+    if image == "operator":  # the operator talks to extproc through the ctrlplane client only: no Envoy inside
+        assert not (venv / "bin" / "envoy").exists()
+        assert not list(venv.glob("lib/python*/site-packages/agent_sandbox/extproc"))
     if image == "extproc":  # the same image runs the data plane's Envoy container
         version = subprocess.run([str(venv / "bin" / "envoy"), "--version"], capture_output=True, text=True,
                                  timeout=60, check=False)

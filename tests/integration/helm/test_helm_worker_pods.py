@@ -39,7 +39,7 @@ from helm_worker import (
 
 from agent_sandbox.common import vocabulary as v
 from agent_sandbox.common.ids import new_sandbox_id
-from agent_sandbox.extproc.client import ControlPlaneClient
+from agent_sandbox.ctrlplane.client import ControlPlaneClient
 from agent_sandbox.localcluster.app import LocalCluster
 from agent_sandbox.operator.kube.client import KubeClient, pods_path, pools_path, templates_path
 

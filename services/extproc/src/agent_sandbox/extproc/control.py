@@ -19,10 +19,10 @@ from typing import Any, Protocol
 import grpc
 
 from agent_sandbox.common.logging import get_logger
+from agent_sandbox.ctrlplane._gen import ctrlplane_pb2 as pb
+from agent_sandbox.ctrlplane._gen import ctrlplane_pb2_grpc as pb_grpc
 
 from . import metrics
-from ._gen import ctrlplane_pb2 as pb
-from ._gen import ctrlplane_pb2_grpc as pb_grpc
 from .activity import ActivityTracker
 from .routes import RouteTable
 

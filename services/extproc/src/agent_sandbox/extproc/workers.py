@@ -28,8 +28,8 @@ from pathlib import Path
 import orjson
 
 from agent_sandbox.common.logging import get_logger
+from agent_sandbox.ctrlplane.client import ControlPlaneClient
 
-from .client import ControlPlaneClient
 from .control import control_server
 from .health import start_health
 from .readiness import extproc_answers

@@ -59,7 +59,7 @@ async def run(args: argparse.Namespace) -> int:
         return 2
     dataplane = None
     if settings.extproc_url:
-        from agent_sandbox.extproc.client import ControlPlaneClient
+        from agent_sandbox.ctrlplane.client import ControlPlaneClient
 
         dataplane = ControlPlaneClient(settings.extproc_url, settings.admin_key)
     operator = Operator(settings, dataplane=dataplane)

@@ -3,7 +3,7 @@
 A protocol rather than the gRPC client itself, so the lifecycle code states
 its contract (best-effort route push/evict, last-activity map or ``None`` when
 unreachable) and runs without a data plane when none is configured. The real
-implementation is :class:`agent_sandbox.extproc.client.ControlPlaneClient`.
+implementation is :class:`agent_sandbox.ctrlplane.client.ControlPlaneClient`.
 """
 
 from __future__ import annotations
