@@ -6,14 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from envd_harness import SDK_VERSIONS, ControlPlane, Envd, sdk_python, start_control_plane, start_envd
-
-
-@pytest.fixture(scope="module")
-def envd() -> Iterator[Envd]:
-    server = start_envd()
-    yield server
-    server.close()
+from envd_harness import SDK_VERSIONS, ControlPlane, Envd, sdk_python, start_control_plane
+from envd_harness import envd as envd
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,11 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
@@ -95,6 +98,14 @@ def start_envd(command: list[str] | None = None, env: dict[str, str] | None = No
         raise
     return Envd(proc=proc, url=url, scratch=scratch)
 
+
+
+@pytest.fixture(scope="module")
+def envd() -> Iterator[Envd]:
+    """A real envd for one test module (conftests re-export this fixture)."""
+    server = start_envd()
+    yield server
+    server.close()
 
 @dataclass
 class ControlPlane:

@@ -53,3 +53,17 @@ def test_request_schemas_refuse_unknown_fields():
     schemas = build_document()["components"]["schemas"]
     assert schemas["CreateSandboxRequest"]["additionalProperties"] is False
     assert schemas["CreateSandboxRequest"]["required"] == ["poolName"]
+
+
+def test_is_ready_documents_its_not_ready_body():
+    responses = build_document()["paths"]["/v1/sandboxes/{id}/is_ready"]["get"]["responses"]
+    assert responses["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/SandboxReadiness"}
+    refs = [s["$ref"] for s in responses["503"]["content"]["application/json"]["schema"]["anyOf"]]
+    assert refs == ["#/components/schemas/SandboxReadiness", "#/components/schemas/ErrorResponse"]
+
+
+def test_pool_credentials_are_write_only():
+    schemas = build_document()["components"]["schemas"]
+    assert "imagePullSecret" in schemas["CreatePoolRequest"]["properties"]
+    assert schemas["RegistryCredential"]["properties"]["password"]["writeOnly"] is True

@@ -3,7 +3,9 @@
 A pool is created from a SandboxTemplate's embedded template plus overrides
 (workload image, resource multiplier); an idle pod is the pool's pod template
 with our labels, owner reference, protection finalizer and — under the
-``IdleImage`` policy — the idle image in container[0].
+``IdleImage`` policy — the idle image in container[0]. A template sync rebuilds
+the template-derived part of a pool the same way, from the overrides stamped at
+create, so a synced pool equals a pool freshly created with the same request.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import orjson
 
 from agent_sandbox.common import vocabulary as v
+from agent_sandbox.operator.pullsecrets import pull_secret_name, referenced_secrets, with_pull_secret
 from agent_sandbox.operator.quantities import scale_quantity
 
 #: Pool/template metadata never copied to pods (bookkeeping or docs, not pod identity).
@@ -82,6 +85,57 @@ def pool_from_template(
                      "annotations": pool_annotations},
         "spec": spec,
     }
+
+
+def template_name_of(pool: dict[str, Any]) -> str:
+    """The SandboxTemplate a pool was created from; empty for a pool built from an inline spec."""
+    annotations = (pool.get("metadata") or {}).get("annotations") or {}
+    return (pool.get("spec") or {}).get("templateName") or annotations.get(v.ANN_TEMPLATE_NAME, "")
+
+
+def stored_overrides(pool: dict[str, Any]) -> tuple[str | None, float | None]:
+    """(image, resourceMultiplier) from the pool's overrides annotation; unreadable values count as none."""
+    raw = ((pool.get("metadata") or {}).get("annotations") or {}).get(v.ANN_OVERRIDES) or "{}"
+    try:
+        stored = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None, None
+    if not isinstance(stored, dict):
+        return None, None
+    image = stored.get("image")
+    multiplier = stored.get("resourceMultiplier")
+    return (image if isinstance(image, str) and image else None,
+            float(multiplier) if isinstance(multiplier, int | float) and multiplier >= 1 else None)
+
+
+def synced_pool(pool: dict[str, Any], template: dict[str, Any]) -> dict[str, Any]:
+    """``pool`` with its template-derived spec re-copied from ``template`` and the stored overrides re-applied.
+
+    Pool-owned settings (replicas, bounds, autoscaling, timeouts, image policy), labels and the rest of
+    the annotations stay; the pod template, idle image and runtimes come from the template; the pool's
+    own image-pull Secret stays referenced. Only the template-version annotation changes in metadata.
+    """
+    out = copy.deepcopy(pool)
+    tmeta = template.get("metadata") or {}
+    tspec = template.get("spec") or {}
+    image, multiplier = stored_overrides(pool)
+    spec = out.setdefault("spec", {})
+    pod_template = apply_overrides(tspec.get("template") or {}, image, multiplier)
+    secret = pull_secret_name((pool.get("metadata") or {}).get("name", ""))
+    if secret in referenced_secrets(spec.get("template") or {}):
+        pod_template = with_pull_secret(pod_template, secret)
+    spec["template"] = pod_template
+    spec["templateName"] = tmeta.get("name", "")
+    if tspec.get("idleImage"):
+        spec["idleImage"] = tspec["idleImage"]
+    if tspec.get("runtimes"):
+        spec["runtimes"] = copy.deepcopy(tspec["runtimes"])
+    else:
+        spec.pop("runtimes", None)
+    annotations = out.setdefault("metadata", {}).setdefault("annotations", {})
+    annotations[v.ANN_TEMPLATE_NAME] = tmeta.get("name", "")
+    annotations[v.ANN_TEMPLATE_VERSION] = str(tspec.get("version", ""))
+    return out
 
 
 def build_idle_pod(pool: dict[str, Any]) -> dict[str, Any]:

@@ -111,7 +111,11 @@ def _operation(route: RouteSpec) -> dict[str, Any]:
             entry["content"] = _json_content({"type": "object"})
         responses[str(status)] = entry
     for status in route.error_statuses:
-        responses[str(status)] = {"$ref": f"#/components/responses/Error{status}"}
+        model = route.responses.get(status)
+        if model is None:
+            responses[str(status)] = {"$ref": f"#/components/responses/Error{status}"}
+        else:  # the route's own body for this status, or the error any route may answer with it
+            responses[str(status)]["content"] = _json_content({"anyOf": [_ref(model), _ref(ErrorResponse)]})
     op["responses"] = responses
     return op
 

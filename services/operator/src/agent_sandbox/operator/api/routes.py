@@ -43,7 +43,8 @@ class RouteSpec:
     summary: str
     tag: str
     access: Access
-    #: success status → body model; ``None`` = no body (204) or, for 200, any JSON object
+    #: answered status → body model; ``None`` = no body (204) or, for 200, any JSON object. An error
+    #: status listed here (is_ready's 503) carries this model or an ErrorResponse.
     responses: dict[int, type[BaseModel] | None]
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
@@ -88,7 +89,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     _r("POST", SB + "/exec-token", "CreateSandboxExecToken", "Single-use 30 s token for the terminal WebSocket",
        "sandboxes", {200: s.ExecTokenResponse}),
     _r("GET", SB + "/is_ready", "IsSandboxReady", "Readiness of the sandbox endpoints", "sandboxes",
-       {200: s.SandboxReadiness}, deprecated=True),
+       {200: s.SandboxReadiness, 503: s.SandboxReadiness}, deprecated=True),
     _r("POST", SB + "/exec", "ExecSandboxCommand", "Run a command and wait for it", "sandboxes",
        {200: s.ExecResult}, body=s.ExecRequest, deprecated=True),
     # pools

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from agent_sandbox.common import vocabulary as v
 from agent_sandbox.operator.durations import parse_duration
@@ -127,6 +127,27 @@ class Overrides(_Model):
     resourceMultiplier: float | None = Field(default=None, ge=1, le=64)
 
 
+class RegistryCredential(_Model):
+    """One registry login. The password is write-only: it goes into the pool's Secret and is never shown."""
+
+    registry: str = Field(min_length=1, max_length=253, pattern=r"^[^\s]+$",
+                          description="registry host (and optional path), e.g. registry.example.com")
+    username: str = Field(min_length=1, max_length=256)
+    password: SecretStr = Field(min_length=1, max_length=4096)
+
+
+class ImagePullSecret(_Model):
+    registries: list[RegistryCredential] = Field(min_length=1, max_length=16)
+
+    @field_validator("registries")
+    @classmethod
+    def _distinct(cls, value: list[RegistryCredential]) -> list[RegistryCredential]:
+        names = [r.registry for r in value]
+        if len(set(names)) != len(names):
+            raise ValueError("each registry may appear only once")
+        return value
+
+
 class CreatePoolRequest(_Model):
     name: str = Field(min_length=1, max_length=63)
     templateName: str | None = None
@@ -137,6 +158,8 @@ class CreatePoolRequest(_Model):
     annotations: dict[str, str] = Field(default_factory=dict)
     spec: PoolSpecInput = Field(default_factory=PoolSpecInput)
     overrides: Overrides | None = None
+    #: Credentials stored in the Secret ``ips-<name>`` owned by the pool (behaviour §13).
+    imagePullSecret: ImagePullSecret | None = None
 
     @field_validator("name")
     @classmethod

@@ -1,7 +1,8 @@
-"""SandboxPool routes of the native API: create, get, list, update (incl. scaling), delete.
+"""SandboxPool routes of the native API: create, get, list, update (incl. scaling), sync, delete.
 
 Pools are namespaced: a caller manages the pools of its own namespace (admins act in ``default``
 unless impersonating). Counts come from the operator's pod cache, the spec from the pool object.
+A template sync (and its preview, which writes nothing) re-copies the pool's SandboxTemplate.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import yaml
 
 from agent_sandbox.common import vocabulary as v
 from agent_sandbox.operator.api.binding import Handler
@@ -20,6 +22,7 @@ from agent_sandbox.operator.api.models.pools import (
     SandboxPool,
     SandboxPoolEnvelope,
     SandboxPoolList,
+    SyncPreview,
 )
 from agent_sandbox.operator.api.sandbox_access import caller_of
 from agent_sandbox.operator.services.models import CreatePoolRequest, UpdatePoolRequest
@@ -38,6 +41,7 @@ def pool_view(pool: dict[str, Any], counts: dict[str, int]) -> SandboxPool:
         name=meta.get("name", ""), namespace=meta.get("namespace", ""), spec=pool.get("spec") or {},
         status=PoolCounts(phase=(pool.get("status") or {}).get("phase"), **counts),
         team=labels.get(v.LABEL_TEAM), user=labels.get(v.LABEL_USER), createdAt=meta.get("creationTimestamp"),
+        templateVersion=annotations.get(v.ANN_TEMPLATE_VERSION) or None,
         overrides=overrides if isinstance(overrides, dict) else None)
 
 
@@ -68,6 +72,14 @@ def handlers(pools: PoolService) -> dict[str, Handler]:
         return Reply(202, DeletePoolResponse.model_validate(
             await pools.delete(call.identity.namespace, call.path("name"))))
 
+    async def sync_template(call: Call) -> Reply:
+        pool, _ = await pools.sync_template(call.identity.namespace, call.path("name"), write=True)
+        return Reply(200, envelope(pool))
+
+    async def preview_sync(call: Call) -> Reply:
+        pool, version = await pools.sync_template(call.identity.namespace, call.path("name"), write=False)
+        return Reply(200, SyncPreview(specYaml=yaml.safe_dump(pool["spec"], sort_keys=False), version=version))
+
     async def namespaces(call: Call) -> Reply:
         names = sorted({(p.get("metadata") or {}).get("namespace", "") for p in pools.list()} - {""})
         return Reply(200, StringList(items=names, total=len(names)))
@@ -78,5 +90,7 @@ def handlers(pools: PoolService) -> dict[str, Handler]:
         "ListSandboxPools": list_,
         "UpdateSandboxPool": update,
         "DeleteSandboxPool": delete,
+        "SyncSandboxPoolTemplate": sync_template,
+        "PreviewSyncSandboxPoolTemplate": preview_sync,
         "ListNamespaces": namespaces,
     }

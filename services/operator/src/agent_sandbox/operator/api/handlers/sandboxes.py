@@ -6,10 +6,13 @@ before they leave, so what the server sends is exactly what the OpenAPI document
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
-from agent_sandbox.common.errors import bad_request
+from agent_sandbox.common.errors import ApiError, bad_request
+from agent_sandbox.operator import podview as pv
+from agent_sandbox.operator.api import readiness
 from agent_sandbox.operator.api.binding import Handler
 from agent_sandbox.operator.api.context import Call, Reply
 from agent_sandbox.operator.api.envd_access import EnvdAccess
@@ -17,6 +20,7 @@ from agent_sandbox.operator.api.envd_exec import run_command
 from agent_sandbox.operator.api.exec_tokens import ExecGrant
 from agent_sandbox.operator.api.models.sandboxes import (
     DeleteSandboxResponse,
+    EndpointReadiness,
     ExecRequest,
     ExecResult,
     ExecTokenResponse,
@@ -31,9 +35,23 @@ from agent_sandbox.operator.api.sandbox_access import SandboxAccess
 from agent_sandbox.operator.services.models import CreateSandboxRequest
 from agent_sandbox.operator.timeutil import now_utc
 
+#: Bound on envd's health check, so a readiness poll answers promptly even when envd hangs.
+ENVD_HEALTH_TIMEOUT_S = 3.0
+
 
 def to_sandbox(record: dict[str, Any]) -> Sandbox:
     return Sandbox.model_validate({k: val for k, val in record.items() if val != ""})
+
+
+async def envd_health(envd: EnvdAccess, pod: pv.Pod) -> EndpointReadiness:
+    """envd's ``/health``, reached the way every other operator call to envd goes."""
+    try:
+        await asyncio.wait_for(envd.request(pod, "GET", "/health"), ENVD_HEALTH_TIMEOUT_S)
+    except ApiError as exc:
+        return EndpointReadiness(ready=False, message=exc.message)
+    except TimeoutError:
+        return EndpointReadiness(ready=False, message=f"envd did not answer within {ENVD_HEALTH_TIMEOUT_S:g}s")
+    return EndpointReadiness(ready=True, message="envd answers its health check")
 
 
 def handlers(access: SandboxAccess, envd: EnvdAccess) -> dict[str, Handler]:
@@ -86,7 +104,17 @@ def handlers(access: SandboxAccess, envd: EnvdAccess) -> dict[str, Handler]:
         code, stdout, stderr = await run_command(envd, pod, req.command, req.timeoutSeconds)
         return Reply(200, ExecResult(exitCode=code, stdout=stdout, stderr=stderr))
 
+    async def is_ready(call: Call) -> Reply:
+        record = await access.get(call.identity, call.path("id"))
+        pod = access.live_pod(record["sandboxId"])
+        pod_state = readiness.pod_readiness(record, pod)
+        envd_state = await envd_health(envd, pod) if pod_state.ready and pod is not None else \
+            readiness.ENVD_NOT_PROBED
+        result = readiness.sandbox_readiness(record["sandboxId"], pod_state, envd_state)
+        return Reply(200 if result.ready else 503, result)
+
     return {
+        "IsSandboxReady": is_ready,
         "ExecSandboxCommand": exec_command,
         "CreateSandbox": create,
         "GetSandbox": get,

@@ -15,9 +15,9 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
-def sandbox(stack: NativeStack) -> tuple[str, dict[str, str]]:
+def sandbox(stack: NativeStack, pool: str) -> tuple[str, dict[str, str]]:
     headers = {"X-API-Key": stack.tenant_key("term-user", "red"), **V}
-    r = requests.post(f"{stack.url}/v1/sandboxes", json={"poolName": "term", "wait": True}, headers=headers,
+    r = requests.post(f"{stack.url}/v1/sandboxes", json={"poolName": pool, "wait": True}, headers=headers,
                       timeout=30)
     assert r.status_code == 201, r.text
     return r.json()["sandbox"]["sandboxId"], headers
