@@ -73,8 +73,8 @@ def test_image_install_step_provides_what_the_chart_runs(image, rendered, tmp_pa
     for name in [n for n in env if n.startswith("VIRTUAL_ENV")]:
         del env[name]
     assert "${SERVICE" in run, "the install step must install the service named by the build argument"
-    done = subprocess.run(shlex.split(_expand_build_arg(run, "SERVICE", image)), cwd=src, env=env, capture_output=True, text=True, timeout=300,
-                          check=False)
+    install = shlex.split(_expand_build_arg(run, "SERVICE", image))
+    done = subprocess.run(install, cwd=src, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
 
     # The runtime stage: agent-sandbox is the entry point, the user is the chart's non-root user.

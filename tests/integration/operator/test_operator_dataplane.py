@@ -12,8 +12,8 @@ import pytest_asyncio
 from operator_stack import CALLER, Gateway, OpEnv, operator_settings, sim_cluster, wait_until
 
 from agent_sandbox.common import vocabulary as v
-from agent_sandbox.extproc.activity import ActivityTracker
 from agent_sandbox.ctrlplane.client import ControlPlaneClient
+from agent_sandbox.extproc.activity import ActivityTracker
 from agent_sandbox.extproc.control import LocalBackend, control_server
 from agent_sandbox.extproc.routes import RouteTable
 from agent_sandbox.operator.app import Operator
