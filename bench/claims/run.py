@@ -7,7 +7,16 @@ N sandboxes (``wait=False``: the claim itself; ``wait=True``: until Running
 with the in-place image swap done) and releases them again. Prints one JSON
 document.
 
+Each level reports its first burst on its own (it pays first-use costs, such
+as connections the operator has not opened yet) and, with ``--bursts N``, the
+following N-1 bursts pooled with their p99 one by one. ``cpu_ms_per_claim``
+is the CPU used during the bursts divided by the claims, for this process
+(operator + callers) and the API server + node subprocess: unlike latency it
+barely moves when other work shares the machine (``load_average`` says how
+busy it was).
+
     uv run python bench/claims/run.py [--pods 100] [--concurrency 1 20 100] [--lag-ms 0] [--in-process]
+        [--bursts 1] [--until claim|running|both] [--loop uvloop|asyncio]
 """
 
 from __future__ import annotations
@@ -16,12 +25,15 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import uvloop
 import yaml
 
 from agent_sandbox.common.logging import configure_logging
@@ -51,7 +63,35 @@ async def wait_idle(op: Operator, n: int, within_s: float = 120) -> None:
     raise RuntimeError(f"pool did not return to {n} idle pods")
 
 
-async def run_level(op: Operator, pods: int, concurrency: int, wait: bool) -> dict[str, Any]:
+def cluster_cpu_s(cluster: Any) -> float:
+    """CPU seconds used so far by the API server + node subprocess (0 when it shares this process)."""
+    process = getattr(cluster, "process", None)
+    if process is None:
+        return 0.0
+    fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Burst:
+    latencies: list[float]
+    wall_s: float
+    operator_cpu_s: float  # this process: the operator and the bench's callers
+    cluster_cpu_s: float
+
+
+def summarize(bursts: list[Burst]) -> dict[str, Any]:
+    latencies = [lat for b in bursts for lat in b.latencies]
+    n = len(latencies)
+    return {"claims": n, "p50_ms": pct(latencies, 50), "p95_ms": pct(latencies, 95),
+            "p99_ms": pct(latencies, 99), "mean_ms": round(statistics.mean(latencies) * 1000, 2),
+            "claims_per_s": round(n / sum(b.wall_s for b in bursts), 1),
+            "cpu_ms_per_claim": {"operator": round(sum(b.operator_cpu_s for b in bursts) / n * 1000, 3),
+                                 "cluster": round(sum(b.cluster_cpu_s for b in bursts) / n * 1000, 3)}}
+
+
+async def burst(op: Operator, cluster: Any, pods: int, concurrency: int, wait: bool) -> Burst:
+    """Claim ``pods`` sandboxes, ``concurrency`` at a time; release them and wait for the pool to refill."""
     sem = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
     ids: list[str] = []
@@ -64,14 +104,23 @@ async def run_level(op: Operator, pods: int, concurrency: int, wait: bool) -> di
             latencies.append(time.perf_counter() - t0)
             ids.append(rec["sandboxId"])
 
-    t0 = time.perf_counter()
+    cpu0, cluster0, t0 = time.process_time(), cluster_cpu_s(cluster), time.perf_counter()
     await asyncio.gather(*(one() for _ in range(pods)))
-    wall = time.perf_counter() - t0
+    result = Burst(latencies, time.perf_counter() - t0, time.process_time() - cpu0, cluster_cpu_s(cluster) - cluster0)
     await asyncio.gather(*(op.sandboxes.delete(i) for i in ids))
     await wait_idle(op, pods)
-    return {"concurrency": concurrency, "wait_running": wait, "claims": len(latencies),
-            "p50_ms": pct(latencies, 50), "p95_ms": pct(latencies, 95), "p99_ms": pct(latencies, 99),
-            "mean_ms": round(statistics.mean(latencies) * 1000, 2), "claims_per_s": round(len(latencies) / wall, 1)}
+    return result
+
+
+async def run_level(op: Operator, cluster: Any, pods: int, concurrency: int, wait: bool,
+                    bursts: int) -> dict[str, Any]:
+    """One level: the first burst on its own, then (``bursts`` > 1) the following bursts pooled."""
+    runs = [await burst(op, cluster, pods, concurrency, wait) for _ in range(bursts)]
+    result = {"concurrency": concurrency, "wait_running": wait, **summarize(runs[:1])}
+    if len(runs) > 1:
+        result["later_bursts"] = {"bursts": len(runs) - 1, **summarize(runs[1:]),
+                                  "p99_ms_per_burst": [pct(b.latencies, 99) for b in runs[1:]]}
+    return result
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -91,8 +140,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             t0 = time.perf_counter()
             await wait_idle(op, args.pods)
             fill_s = time.perf_counter() - t0
-            results = [await run_level(op, args.pods, c, wait) for wait in (False, True) for c in args.concurrency]
-    return {"benchmark": "claims", "pods": args.pods, "informer_lag_ms": args.lag_ms,
+            waits = {"claim": (False,), "running": (True,), "both": (False, True)}[args.until]
+            results = [await run_level(op, cluster, args.pods, c, wait, args.bursts) for wait in waits
+                       for c in args.concurrency]
+    return {"benchmark": "claims", "pods": args.pods, "informer_lag_ms": args.lag_ms, "loop": args.loop,
+            "load_average": list(os.getloadavg()),
             "cluster": "in-process" if args.in_process else "subprocess",
             "pool_fill_seconds": round(fill_s, 2), "results": results}
 
@@ -103,6 +155,14 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 20, 100])
     parser.add_argument("--lag-ms", type=float, default=0.0, help="artificial informer lag")
     parser.add_argument("--in-process", action="store_true", help="run the API server in this process")
+    parser.add_argument("--bursts", type=int, default=1,
+                        help="bursts per level; the first is reported on its own, the rest pooled")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
+                        help="event loop of this process (the operator command runs on uvloop)")
+    parser.add_argument("--until", choices=("claim", "running", "both"), default="both",
+                        help="measure the claim only, until Running, or both")
     configure_logging(level="error")
     logging.getLogger().setLevel(logging.ERROR)
-    print(json.dumps(asyncio.run(main(parser.parse_args())), indent=2))
+    args = parser.parse_args()
+    runner = uvloop.run if args.loop == "uvloop" else asyncio.run
+    print(json.dumps(runner(main(args)), indent=2))

@@ -81,6 +81,7 @@ class NativeStack:
         self.kube: KubeClient | None = None
         self.servers: ApiServers | None = None
         self.gateway: Any = None
+        self.cluster: LocalCluster | None = None
         self.keys: ApiKeyStore | None = None
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
@@ -102,13 +103,15 @@ class NativeStack:
         else:
             cluster = await self._exit.enter_async_context(
                 LocalCluster(state_dir=self._state, persist=False, node=self.node))
+        self.cluster = cluster
         dataplane = None
         if self.data_plane:
             dataplane = await self._start_data_plane(cluster.kubeconfig)
         else:
             await self._start_fake_gateway()
         self.operator = Operator(OPS.operator_settings(cluster, gateway_base_url=self.gateway_url,
-                                                       admin_key=self.admin_key, cluster_id=self.cluster_id),
+                                                       admin_key=self.admin_key, cluster_id=self.cluster_id,
+                                                       secret=self.envd_secret or None),
                                  dataplane=dataplane)
         await self.operator.start()
         self._exit.push_async_callback(self.operator.stop)
@@ -120,7 +123,7 @@ class NativeStack:
             local_cluster_id=self.cluster_id, apikey_cache_ttl=1.0, api_host="127.0.0.1", api_port=0,
             e2b_host="127.0.0.1", e2b_port=0,
             envd_url_template=self.envd_url_template.replace("{gateway}", self.gateway_url)),
-            sandboxes=self.operator.sandboxes, pools=self.operator.pool_service)
+            sandboxes=self.operator.sandboxes, pools=self.operator.pool_service, clusters=self.operator.clusters)
         self._exit.push_async_callback(self.servers.stop)
         self.keys = self.servers.native.keys if self.servers.native else None
         self.url = self.servers.address(0)

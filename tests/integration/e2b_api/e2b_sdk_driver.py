@@ -1,7 +1,9 @@
 """Drive the E2B control plane with the real E2B SDK; runs inside a per-version SDK venv.
 
 Usage: ``python e2b_sdk_driver.py TEMPLATE`` with ``E2B_API_URL`` (our E2B port), ``E2B_SANDBOX_URL``
-(the data plane) and ``E2B_API_KEY`` set; prints one JSON object of observations. Exceptions are
+(the data plane) and ``E2B_API_KEY`` set; prints one JSON object of observations.
+``python e2b_sdk_driver.py cross TEMPLATE`` only drives the control plane (create, get, kill, and a
+create naming an unknown cluster), for cross-cluster forwarding where no sandbox is entered. Exceptions are
 recorded by class name so a test checks which SDK error a user would see. Only stdlib + ``e2b``.
 """
 
@@ -28,10 +30,10 @@ def error_name(fn, *args, **kwargs) -> str | None:
     return None
 
 
-def listed_ids(tag: str) -> dict:
+def listed_ids(tag: str, **filters) -> dict:
     from e2b import SandboxQuery
 
-    query = SandboxQuery(metadata={"suite": tag})
+    query = SandboxQuery(metadata={"suite": tag}, **filters)
     if "limit" in inspect.signature(Sandbox.list).parameters:
         paginator = Sandbox.list(query=query, limit=1)
         ids, pages = [], 0
@@ -46,6 +48,9 @@ def main(template: str) -> dict:
     out: dict = {}
     tag = "sdk-" + VERSION.replace(".", "-")
     sbx = Sandbox.create(template=template, envs={"FROM_CREATE": "yes"}, metadata={"suite": tag}, timeout=120)
+    time.sleep(0.05)
+    between = datetime.now(UTC)
+    time.sleep(0.05)
     other = Sandbox.create(template=template, metadata={"suite": tag, "n": "2"})
     try:
         out["run"] = sbx.commands.run("echo $FROM_CREATE; whoami").stdout
@@ -61,6 +66,13 @@ def main(template: str) -> dict:
             metrics = sbx.get_metrics()
             out["metrics"] = bool(metrics) and metrics[0].mem_total > 0
         out["list"] = listed_ids(tag)
+        from e2b import SandboxQuery
+
+        if {"template", "started_after"} <= set(getattr(SandboxQuery, "__dataclass_fields__", {})):
+            out["filtered"] = {"template": listed_ids(tag, template=template)["ids"],
+                               "other_template": listed_ids(tag, template="no-such-pool")["ids"],
+                               "started_after": listed_ids(tag, started_after=between)["ids"],
+                               "other_id": other.sandbox_id}
         out["expected_ids"] = sorted([sbx.sandbox_id, other.sandbox_id])
     finally:
         out["kill"] = sbx.kill()
@@ -84,6 +96,18 @@ def main(template: str) -> dict:
     return out
 
 
+def cross(template: str) -> dict:
+    sbx = Sandbox.create(template=template, metadata={"via": "forwarding"}, timeout=120)
+    info = Sandbox.get_info(sbx.sandbox_id)
+    out: dict = {"id": sbx.sandbox_id, "template": info.template_id, "via": (info.metadata or {}).get("via")}
+    out["kill"] = Sandbox.kill(sbx.sandbox_id)
+    out["kill_again"] = Sandbox.kill(sbx.sandbox_id)
+    out["get_info_after_kill"] = error_name(Sandbox.get_info, sbx.sandbox_id)
+    out["unknown_cluster"] = error_name(Sandbox.create, template="nowhere::" + template.partition("::")[2])
+    return out
+
+
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1])), flush=True)
+    result = cross(sys.argv[2]) if sys.argv[1] == "cross" else main(sys.argv[1])
+    print(json.dumps(result), flush=True)
     os._exit(0)  # some SDK versions' native HTTP client aborts in interpreter teardown

@@ -235,3 +235,55 @@ def test_a_create_abandoned_by_its_client_claims_nothing(stack: NativeStack, key
     assert (counts["idle"], counts["running"], counts["starting"]) == (1, 0, 0), counts
     listed = requests.get(f"{stack.e2b_url}/v2/sandboxes", headers=keys["alice"], timeout=TIMEOUT).json()
     assert all(s["templateID"] != "late" for s in listed)
+
+
+def test_a_failing_start_surfaces_once_and_is_not_replaced_behind_the_callers_back(stack: NativeStack):
+    carol = {"X-API-KEY": "e2b_" + stack.tenant_key("carol-e2b", "green")[4:]}
+    stack.create_pool("pulls", 2)
+    t0 = time.monotonic()
+    r = _create(stack, carol, {"templateID": "pulls//bad/img:pullerror"})
+    assert r.status_code == 500 and r.headers.get("Should-Retry") == "false", r.text
+    assert set(r.json()) == {"code", "message"} and "ImagePull" in r.json()["message"], "the reason reaches the user"
+    assert time.monotonic() - t0 < 15
+    assert stack.operator is not None
+    deadline = time.monotonic() + 10
+    while True:
+        claims = [rec for rec in stack.operator.sandboxes.list(limit=1000).items if rec.get("user") == "carol-e2b"]
+        if (claims and claims[0]["status"] == "Failed") or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert [rec["status"] for rec in claims] == ["Failed"], f"one claim, not a silent retry on another pod: {claims}"
+    # The pod only failed to pull the caller's image: it is healthy and serves the next create.
+    stack.wait_idle("pulls", 2)
+    ok = _create(stack, carol, {"templateID": "pulls"})
+    assert ok.status_code == 201, ok.text
+    requests.delete(f"{stack.e2b_url}/sandboxes/{ok.json()['sandboxID']}", headers=carol, timeout=TIMEOUT)
+
+
+def test_list_filters_by_template_and_start_time(stack: NativeStack, keys):
+    dave = {"X-API-KEY": "e2b_" + stack.tenant_key("dave-e2b", "red")[4:]}
+    stack.create_pool("other", 1)
+    first = _create(stack, dave, {"templateID": "base"}).json()["sandboxID"]
+    time.sleep(0.05)
+    middle = datetime.now(UTC)
+    time.sleep(0.05)
+    second = _create(stack, dave, {"templateID": "other"}).json()["sandboxID"]
+    third = _create(stack, dave, {"templateID": "base"}).json()["sandboxID"]
+    try:
+        def ids(query: str) -> list[str]:
+            r = requests.get(f"{stack.e2b_url}/v2/sandboxes?{query}", headers=dave, timeout=TIMEOUT)
+            assert r.status_code == 200, r.text
+            return [s["sandboxID"] for s in r.json()]
+
+        assert ids("template=base&order=asc") == [first, third]
+        assert ids("template=other") == [second]
+        # Exactly what the SDK sends: an aware datetime's isoformat(), percent-encoded.
+        assert ids(f"startedAfter={quote(middle.isoformat())}&order=asc") == [second, third]
+        assert ids(f"startedAfter={quote(middle.isoformat())}&template=base") == [third]
+        for bad, needle in (("startedAfter=yesterday", "startedAfter"), ("startedAfter=2026-01-01", "startedAfter"),
+                            ("template=Bad%20Name", "templateID")):
+            r = requests.get(f"{stack.e2b_url}/v2/sandboxes?{bad}", headers=dave, timeout=TIMEOUT)
+            assert r.status_code == 400 and set(r.json()) == {"code", "message"} and needle in r.json()["message"]
+    finally:
+        for sid in (first, second, third):
+            requests.delete(f"{stack.e2b_url}/sandboxes/{sid}", headers=dave, timeout=TIMEOUT)

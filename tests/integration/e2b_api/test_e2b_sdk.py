@@ -70,6 +70,10 @@ def test_list_filters_and_pages(observed: dict) -> None:
     if observed["list"]["paginated"]:
         assert observed["list"]["pages"] == 2, "limit=1 pages through x-next-token, one sandbox per page"
     assert observed["list_after_kill"] == []
+    if "filtered" in observed:  # SDKs with SandboxQuery(template=, started_after=)
+        filtered = observed["filtered"]
+        assert filtered["template"] == observed["expected_ids"] and filtered["other_template"] == []
+        assert filtered["started_after"] == [filtered["other_id"]], "only the sandbox started after the cut"
 
 
 def test_kill_semantics(observed: dict) -> None:

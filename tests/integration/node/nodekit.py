@@ -38,11 +38,15 @@ class NodeEnv:
 
     async def restart_node(self, kind: str) -> None:
         await stop_task(self.task)
-        self.task = start_node(kind, self.cluster.kubeconfig, self.node_name, self.state_dir)
+        self.task = start_node(kind, self.cluster.kubeconfig, self.node_name, self.state_dir, self.cluster)
 
 
-def start_node(kind: str, kubeconfig: pathlib.Path, node_name: str, state_dir: pathlib.Path) -> asyncio.Task[None]:
-    return asyncio.get_running_loop().create_task(run_node(kind, kubeconfig, node_name, state_dir))
+def start_node(kind: str, kubeconfig: pathlib.Path, node_name: str, state_dir: pathlib.Path,
+               cluster: LocalCluster | None = None) -> asyncio.Task[None]:
+    """The node agent as a task of this loop; given the in-process ``cluster``, it also serves its pods/exec."""
+    register_exec = cluster.server.pod_exec.register if cluster is not None and cluster.server else None
+    return asyncio.get_running_loop().create_task(
+        run_node(kind, kubeconfig, node_name, state_dir, register_exec=register_exec))
 
 
 async def stop_task(task: asyncio.Task[None]) -> None:
@@ -65,7 +69,7 @@ async def node_env(kind: str, state_dir: pathlib.Path, settings: dict[str, Any])
         await config.load_kube_config(config_file=str(cluster.kubeconfig), client_configuration=conf)
         api = client.ApiClient(conf)
         env = NodeEnv(cluster, api, client.CoreV1Api(api), node_name, state_dir,
-                      start_node(kind, cluster.kubeconfig, node_name, state_dir))
+                      start_node(kind, cluster.kubeconfig, node_name, state_dir, cluster))
         try:
             yield env
         finally:

@@ -6,8 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from aiohttp import web
-from operator_stack import ADMIN_KEY, Gateway, OpEnv, operator_settings, sim_cluster
+from operator_stack import ADMIN_KEY, OpEnv, operator_settings, serve_gateway, sim_cluster
 
 from agent_sandbox.operator.app import Operator
 from agent_sandbox.operator.kube.client import KubeClient
@@ -16,15 +15,7 @@ from agent_sandbox.operator.kube.client import KubeClient
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[OpEnv]:
     state_dir = tmp_path_factory.mktemp("opcluster")
-    gateway = Gateway()
-    app = web.Application()
-    app.router.add_route("POST", "/{tail:.*}", gateway.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    gateway.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    async with sim_cluster(state_dir) as cluster:
+    async with serve_gateway() as gateway, sim_cluster(state_dir) as cluster:
         operator = Operator(operator_settings(cluster, gateway_base_url=gateway.url, admin_key=ADMIN_KEY))
         await operator.start()
         kube = await KubeClient.from_kubeconfig(str(cluster.kubeconfig))
@@ -33,4 +24,3 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[OpEnv]:
         finally:
             await kube.close()
             await operator.stop()
-    await runner.cleanup()

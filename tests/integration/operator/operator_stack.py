@@ -45,6 +45,23 @@ class Gateway:
         return web.Response(status=500 if "fail" in request.path else 200)
 
 
+@contextlib.asynccontextmanager
+async def serve_gateway() -> AsyncIterator[Gateway]:
+    """A :class:`Gateway` listening on a loopback ephemeral port (its ``url`` set)."""
+    gateway = Gateway()
+    app = web.Application()
+    app.router.add_route("POST", "/{tail:.*}", gateway.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    gateway.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    try:
+        yield gateway
+    finally:
+        await runner.cleanup()
+
+
 @dataclass
 class OpEnv:
     cluster: LocalCluster

@@ -76,6 +76,26 @@ def test_list_filters_order_and_paging():
             parse_list_query(bad)
 
 
+def test_list_filters_by_template_and_start_time():
+    items = [{"sandboxID": f"s{i}", "templateID": "py" if i % 2 else "node", "state": "running", "metadata": {},
+              "startedAt": f"2026-01-01T00:00:0{i}Z"} for i in range(6)]
+    page, _ = select_page(items, parse_list_query({"template": "py"}))
+    assert [it["sandboxID"] for it in page] == ["s5", "s3", "s1"]
+    # What the SDK sends: an aware datetime's isoformat(); "at or after"; other offsets compare correctly.
+    page, _ = select_page(items, parse_list_query({"startedAfter": "2026-01-01T00:00:03+00:00", "order": "asc"}))
+    assert [it["sandboxID"] for it in page] == ["s3", "s4", "s5"]
+    page, _ = select_page(items, parse_list_query({"startedAfter": "2026-01-01T01:00:04.5+01:00"}))
+    assert [it["sandboxID"] for it in page] == ["s5"]
+    # An unencoded "+" arrives as a space.
+    assert parse_list_query({"startedAfter": "2026-01-01T00:00:03 00:00"}).started_after is not None
+    for bad in ({"startedAfter": "yesterday"}, {"startedAfter": "2026-01-01"},
+                {"startedAfter": "2026-01-01T00:00:00"}, {"startedAfter": "2026-13-01T00:00:00Z"},
+                {"template": "Not A Template"}):
+        with pytest.raises(ApiError) as err:
+            parse_list_query(bad)
+        assert err.value.status == 400 and err.value.message
+
+
 def test_error_bodies_and_retry_header():
     err = ApiError(500, "boom", code="Internal")
     resp = error_response(err, e2b_body)

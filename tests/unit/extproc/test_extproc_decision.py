@@ -8,9 +8,10 @@ import hashlib
 import orjson
 
 from agent_sandbox.common.apikeys import generate_api_key, key_secret
+from agent_sandbox.common.clusters import parse_cluster_config
 from agent_sandbox.common.envd_token import derive_envd_token, verify_envd_token
 from agent_sandbox.extproc.activity import ActivityTracker
-from agent_sandbox.extproc.clusters import data_gateways, host_aliases, parse_cluster_config
+from agent_sandbox.extproc.clusters import data_gateways, host_aliases
 from agent_sandbox.extproc.decision import Decider, Forward, Outcome, Policy, Reject, Route
 from agent_sandbox.extproc.keys import KeyIndex
 from agent_sandbox.extproc.routes import PodView, RouteTable
@@ -29,9 +30,9 @@ def decider(policy: Policy | None = None) -> Decider:
 def test_route_sets_destination_and_touches_activity() -> None:
     d = decider()
     got = d.decide({"x-sandbox-id": SID, "x-sandbox-port": "8080", ":path": "/x"}, now=5)
-    assert got == Route(SID, "10.0.0.7:8080", None)
+    assert got == Route(SID, "10.0.0.7:8080", None, "10.0.0.7")
     assert d.activity.get(SID) == 5
-    assert d.decide({":path": f"/sandboxes/{SID}/80/a?b"}, now=6) == Route(SID, "10.0.0.7:80", "/a?b")
+    assert d.decide({":path": f"/sandboxes/{SID}/80/a?b"}, now=6) == Route(SID, "10.0.0.7:80", "/a?b", "10.0.0.7")
 
 
 def test_error_shapes() -> None:

@@ -55,4 +55,5 @@ def test_history_ttl_cap_and_merge():
     merged = merge_records([{"namespace": "ns", "sandboxId": "a", "claimedAt": ts(1), "status": "Running"}],
                            [{"namespace": "ns", "sandboxId": "a", "claimedAt": ts(1), "status": "Completed"},
                             {"namespace": "ns", "sandboxId": "b", "claimedAt": ts(2), "status": "Failed"}])
-    assert [(r["sandboxId"], r["status"]) for r in merged] == [("b", "Failed"), ("a", "Running")]
+    assert [(r["sandboxId"], r["status"]) for r in merged] == [("b", "Failed"), ("a", "Completed")], \
+        "a finished record wins over the pod still holding its id on the way out"

@@ -18,11 +18,12 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
+from agent_sandbox.common.clusters import CONFIGMAP_KEY, ClusterConfigError, parse_cluster_config
 from agent_sandbox.common.logging import get_logger
 from agent_sandbox.common.vocabulary import LABEL_SANDBOX_PHASE, LABEL_TYPE, TYPE_API_KEY
 
 from .activity import ActivityTracker
-from .clusters import CONFIGMAP_KEY, ClusterConfigError, data_gateways, host_aliases, parse_cluster_config
+from .clusters import data_gateways, host_aliases
 from .control import LocalBackend, control_server
 from .decision import Decider, Policy
 from .envoy_config import extproc_token

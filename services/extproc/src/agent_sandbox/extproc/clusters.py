@@ -1,61 +1,20 @@
-"""Cluster configuration (ConfigMap ``agentsandbox-clusters``, key ``clusters.yaml``).
+"""Data-plane gateways of foreign clusters, precomputed from the cluster configuration.
 
 A sandbox id carries its cluster id, so a data-plane request for a sandbox of
 another cluster is forwarded to that cluster's data gateway (``gateway.dataURL``)
-instead of answered 404. This module parses the document into pydantic models
-at the edge and precomputes, per cluster, everything the request path needs
-(scheme, host, port, path prefix, merged headers), so forwarding costs a dict
-look-up. Parsing only; the watch lives in :mod:`agent_sandbox.extproc.kube`.
+instead of answered 404. The document's schema and parser live in
+:mod:`agent_sandbox.common.clusters` (shared with the operator); this module
+precomputes, per cluster, everything the request path needs (scheme, host, port,
+path prefix, merged headers), so forwarding costs a dict look-up. The watch
+lives in :mod:`agent_sandbox.extproc.kube`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-CONFIGMAP_NAME = "agentsandbox-clusters"
-CONFIGMAP_KEY = "clusters.yaml"
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-
-class GatewayConfig(_Model):
-    native_url: str = Field("", alias="nativeURL")
-    e2b_url: str = Field("", alias="e2bURL")
-    data_url: str = Field("", alias="dataURL")
-    headers: dict[str, str] = Field(default_factory=dict)
-    native_headers: dict[str, str] = Field(default_factory=dict, alias="nativeHeaders")
-    e2b_headers: dict[str, str] = Field(default_factory=dict, alias="e2bHeaders")
-    data_headers: dict[str, str] = Field(default_factory=dict, alias="dataHeaders")
-
-
-class ClusterEntry(_Model):
-    id: str
-    name: str = ""
-    url: str = ""
-    headers: dict[str, str] = Field(default_factory=dict)
-    visible: bool = True
-    gateway: GatewayConfig | None = None
-
-
-class HostAlias(_Model):
-    ip: str
-    hostnames: list[str] = Field(default_factory=list)
-
-
-class ClusterConfig(_Model):
-    clusters: list[ClusterEntry] = Field(default_factory=list)
-    host_aliases: list[HostAlias] = Field(default_factory=list, alias="hostAliases")
-
-
-class ClusterConfigError(ValueError):
-    """The clusters document is not valid."""
+from agent_sandbox.common.clusters import ClusterConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,21 +30,6 @@ class DataGateway:
     path_prefix: str
     #: Gateway headers merged with data headers (data headers win), lower-cased names.
     headers: tuple[tuple[str, str], ...]
-
-
-def parse_cluster_config(text: str) -> ClusterConfig:
-    try:
-        data: Any = yaml.safe_load(text) if text.strip() else {}
-    except yaml.YAMLError as exc:
-        raise ClusterConfigError(f"{CONFIGMAP_KEY} is not valid YAML: {exc}") from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ClusterConfigError(f"{CONFIGMAP_KEY} must hold a mapping")
-    try:
-        return ClusterConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ClusterConfigError(f"{CONFIGMAP_KEY} is invalid: {exc.errors()[0]['msg']}") from exc
 
 
 def data_gateways(config: ClusterConfig) -> dict[str, DataGateway]:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from agent_sandbox.common.clusters import CONFIGMAP_NAME
 from agent_sandbox.common.ids import validate_cluster_id
 from agent_sandbox.common.settings import ServiceSettings
 from agent_sandbox.common.vocabulary import SYSTEM_NAMESPACE
-
-from .clusters import CONFIGMAP_NAME
 
 
 class ExtprocSettings(ServiceSettings):

@@ -51,6 +51,7 @@ from agent_sandbox.common.logging import get_logger
 from .apiserver.faults import FaultConfig
 from .apiserver.kubeconfig import load_or_create_token, write_kubeconfig
 from .apiserver.persistence import SqlitePersistence
+from .apiserver.podexec import ExecRunner
 from .apiserver.podlogs import LogReader
 from .apiserver.server import ApiServer
 from .apiserver.tls import ensure_certificates, server_context
@@ -73,13 +74,14 @@ def _load_run_node() -> Any:
 
 async def _supervise_node(kind: str, kubeconfig: pathlib.Path, node_name: str,
                           state_dir: pathlib.Path | None,
-                          register_logs: Callable[[str, LogReader | None], None]) -> None:
+                          register_logs: Callable[[str, LogReader | None], None],
+                          register_exec: Callable[[str, ExecRunner | None], None]) -> None:
     """Run the node agent, restarting it with backoff if it fails."""
     run_node = _load_run_node()
     delay = 0.5
     while True:
         try:
-            await run_node(kind, kubeconfig, node_name, state_dir, register_logs)
+            await run_node(kind, kubeconfig, node_name, state_dir, register_logs, register_exec)
             return
         except asyncio.CancelledError:
             raise
@@ -157,7 +159,7 @@ class LocalCluster:
             self._node_task = asyncio.get_running_loop().create_task(
                 _supervise_node(self.node, self.kubeconfig, self.node_name,
                                 self.state_dir / "node" if self._given_state_dir else None,
-                                server.pod_logs.register),
+                                server.pod_logs.register, server.pod_exec.register),
                 name=f"localcluster-node-{self.node_name}")
 
     async def _start_tls_site(self, runner: web.AppRunner, ssl_context: ssl.SSLContext) -> None:

@@ -19,12 +19,16 @@ from agent_sandbox.common.logging import get_logger
 from agent_sandbox.operator import podview as pv
 from agent_sandbox.operator.controllers.idle_timeout import IdleTimeoutLoop
 from agent_sandbox.operator.controllers.pool_controller import PoolController, pool_key_of_pod
+from agent_sandbox.operator.crosscluster.config_watch import ClusterConfigWatch
+from agent_sandbox.operator.crosscluster.directory import ClusterDirectory
 from agent_sandbox.operator.dataplane import DataPlane
 from agent_sandbox.operator.kube.client import KubeClient, pods_path, pools_path
 from agent_sandbox.operator.kube.informer import Informer
 from agent_sandbox.operator.leader import LeaderElector
 from agent_sandbox.operator.lifecycle.actions import Lifecycle
 from agent_sandbox.operator.lifecycle.history import HistoryStore
+from agent_sandbox.operator.lifecycle.history_feed import HistoryFeed
+from agent_sandbox.operator.lifecycle.hook_sealing import HookSealer
 from agent_sandbox.operator.lifecycle.hooks import HookRunner
 from agent_sandbox.operator.metrics import OperatorMetrics
 from agent_sandbox.operator.probes import ProbeServer
@@ -46,6 +50,9 @@ class Operator:
         self._session: aiohttp.ClientSession | None = None
         self.probes: ProbeServer | None = None
         self.elector: LeaderElector | None = None
+        #: Other clusters (ConfigMap ``agentsandbox-clusters``), kept current by a watch once started.
+        self.clusters = ClusterDirectory(settings.cluster_id)
+        self._cluster_watch: ClusterConfigWatch | None = None
 
     # Built in start(); typed here for users of a started operator.
     pods: Informer
@@ -68,6 +75,7 @@ class Operator:
     async def start(self) -> None:
         s = self.settings
         self.client = client = await KubeClient.from_kubeconfig(s.kubeconfig)
+        await client.warm()  # open the connection pool now, not during the first burst of claims
         self.pods = Informer(client, pods_path(), kind="Pod", lag_s=s.informer_lag_s)
         self.pods.add_index("pool", lambda p: [k] if (k := pool_key_of_pod(p)) else [])
         self.pods.add_index("sandbox-id", lambda p: [sid] if (sid := pv.sandbox_id(p)) else [])
@@ -75,15 +83,18 @@ class Operator:
         self.pools = Informer(client, pools_path(), kind="SandboxPool", lag_s=s.informer_lag_s)
         self.history = HistoryStore(ttl_s=s.history_ttl_s)
         self.lifecycle = Lifecycle(client, self.history, self.metrics)
+        # Every replica records finished sandboxes from the pod stream, whoever released them.
+        self.pods.add_handler(HistoryFeed(self.history).on_pod_event)
         self.schedulers = SchedulerRegistry(client, self.pods, self.metrics)
+        sealer = HookSealer(s.secret) if s.secret else None
         self.sandboxes = SandboxService(client, self.pods, self.pools, self.lifecycle, self.schedulers,
                                         self.metrics, cluster_id=s.cluster_id, dataplane=self.dataplane,
-                                        gateway_base_url=s.gateway_base_url)
+                                        gateway_base_url=s.gateway_base_url, sealer=sealer)
         self.schedulers.on_orphan = self.sandboxes.release_orphan
         self.pool_service = PoolService(client, self.pools, self.pods)
         self._session = aiohttp.ClientSession()
         # No operator credential travels with hooks: the request ends inside the tenant's sandbox.
-        hooks = HookRunner(s.gateway_base_url, client.configuration, self._session)
+        hooks = HookRunner(s.gateway_base_url, client.configuration, self._session, sealer)
         self.controller = PoolController(client, self.pods, self.pools, self.lifecycle, self.metrics,
                                          hooks=hooks, dataplane=self.dataplane,
                                          notify_idle=self.schedulers.notify_idle,
@@ -98,6 +109,8 @@ class Operator:
         self.pools.add_handler(self.controller.on_pool_event)
         self._tasks.append(asyncio.create_task(self.pods.run(), name="informer:pods"))
         self._tasks.append(asyncio.create_task(self.pools.run(), name="informer:pools"))
+        self._cluster_watch = ClusterConfigWatch(client, self.clusters, s.clusters_namespace)
+        self._cluster_watch.start()
         if s.leader_elect:
             self.elector = LeaderElector(client, s.lease_namespace, s.lease_name, s.identity,
                                          lease_s=s.lease_duration_s, renew_s=s.lease_renew_s,
@@ -125,6 +138,8 @@ class Operator:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if self._cluster_watch is not None:
+            await self._cluster_watch.stop()
         if self.probes is not None:
             await self.probes.stop()
         if self._session is not None:

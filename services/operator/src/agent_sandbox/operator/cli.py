@@ -15,6 +15,8 @@ import contextlib
 import signal
 from typing import Any
 
+import uvloop
+
 from agent_sandbox.common.logging import configure_logging, get_logger
 from agent_sandbox.common.settings import SettingsError, load_settings
 from agent_sandbox.operator.api.startup import ApiServerSettings, start_api_servers
@@ -42,7 +44,16 @@ def register(subparsers: Any) -> None:
                         help="allow running without an admin key (development only; every caller is admin)")
     parser.add_argument("--no-leader-elect", dest="leader_elect", action="store_false", default=None,
                         help="run controllers without a Lease (single replica only)")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """The subcommand's ``func``: run on uvloop, whose event loop and TLS transport cost a fraction of the
+    standard loop's per request — the claim path is a stream of small HTTPS writes to the API server."""
+    try:
+        return uvloop.run(run(args))
+    except KeyboardInterrupt:
+        return 130
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -73,7 +84,8 @@ async def run(args: argparse.Namespace) -> int:
         await operator.start()
         if settings.api_listen:
             servers = await start_api_servers(operator.client, api_settings(settings),
-                                              sandboxes=operator.sandboxes, pools=operator.pool_service)
+                                              sandboxes=operator.sandboxes, pools=operator.pool_service,
+                                              clusters=operator.clusters)
         await stop.wait()
     finally:
         if servers is not None:
@@ -97,4 +109,5 @@ def api_settings(settings: OperatorSettings) -> ApiServerSettings:
         admin_key=settings.admin_key or "", secret=settings.secret or "", envd_secret=settings.secret or "",
         dev_mode=settings.dev_mode, local_cluster_id=settings.cluster_id, api_host=api_host, api_port=api_port,
         e2b_host=e2b[0] if e2b else "0.0.0.0", e2b_port=e2b[1] if e2b else None,
-        e2b_domain=settings.e2b_domain, envd_url_template=settings.envd_url_template)
+        e2b_domain=settings.e2b_domain, envd_url_template=settings.envd_url_template,
+        idempotency_namespace=settings.lease_namespace)

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 
 from agent_sandbox.common.ids import validate_cluster_id
 from agent_sandbox.common.settings import ServiceSettings
+from agent_sandbox.common.vocabulary import SYSTEM_NAMESPACE
 
 
 def default_identity() -> str:
@@ -31,6 +32,8 @@ class OperatorSettings(ServiceSettings):
     #: How the operator reaches a sandbox's envd (placeholders ``{pod_ip}``, ``{sandbox_id}``).
     envd_url_template: str = "http://{pod_ip}:49983"
     extproc_url: str | None = None
+    #: Namespace of the ConfigMap ``agentsandbox-clusters`` (cross-cluster forwarding, ``GET /v1/clusters``).
+    clusters_namespace: str = SYSTEM_NAMESPACE
     gateway_base_url: str = ""
     idle_check_interval_s: float = Field(default=120.0, gt=0)
     history_ttl_s: float = Field(default=24 * 3600.0, gt=0)

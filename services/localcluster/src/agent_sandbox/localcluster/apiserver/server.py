@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from agent_sandbox.common.logging import get_logger
 
-from . import discovery, openapi, patches, strategy, tables, watchstream
+from . import discovery, openapi, patches, podexec, strategy, tables, watchstream
 from .errors import (
     StatusError,
     bad_request,
@@ -104,6 +104,7 @@ class ApiServer:
         self.bookmark_interval = bookmark_interval
         self.server_address = "127.0.0.1"
         self.pod_logs = PodLogSources()
+        self.pod_exec = podexec.PodExecRunners()
         self._streams: set[asyncio.Task[Any]] = set()
 
     # ----- lifecycle -----------------------------------------------------------------------
@@ -263,6 +264,9 @@ class ApiServer:
         verb_class = "watch" if method == "GET" and request.query.get("watch") in _TRUE else (
             "read" if method == "GET" else "write")
         await self._inject(verb_class, req)
+        if req.subresource == "exec" and method in ("GET", "POST"):
+            return await podexec.serve(request, self.store.get(req.rt, req.namespace, req.name or "").obj,
+                                       self.pod_exec)
         if method == "GET":
             if req.name is None:
                 if verb_class == "watch":
@@ -320,7 +324,7 @@ class ApiServer:
             raise _no_route()
         if sub is not None and not (
             (sub == "status" and rt.status_subresource) or (sub == "scale" and rt.scale is not None)
-            or (sub in ("binding", "log") and rt.key == "pods")
+            or (sub in ("binding", "log", "exec") and rt.key == "pods")
         ):
             raise _no_route()
         return Request(rt, namespace, name, sub)

@@ -60,7 +60,12 @@ def _check_metadata(rt: ResourceType, meta: dict[str, Any], old: dict[str, Any] 
             causes.append(cause(f"metadata.{field}", "Invalid value: must be a map of string to string",
                                 "FieldValueTypeInvalid"))
             continue
+        before = old.get(field) if old is not None else None
+        if not isinstance(before, dict):
+            before = {}
         for key, val in value.items():
+            if before.get(key) == val:
+                continue  # validated when it was written
             try:
                 _check_key(key)
                 if field == "labels":

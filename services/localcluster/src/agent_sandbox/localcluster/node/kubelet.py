@@ -37,6 +37,7 @@ from agent_sandbox.localcluster.node.podstatus import (
     build_pod_status,
     status_patch,
 )
+from agent_sandbox.localcluster.node.podwrites import PodWriter
 from agent_sandbox.localcluster.node.runtime import PodRecord, Runtime
 from agent_sandbox.localcluster.node.settings import NodeSettings
 from agent_sandbox.localcluster.node.timefmt import parse_rfc3339, rfc3339
@@ -69,6 +70,7 @@ class Kubelet:
         self.node_name = node_name
         self.settings = settings
         self.core = CoreV1Api(api)
+        self.writer = PodWriter(api)
         self.timers = TimerQueue()
         self.runtime = runtime_factory(self, self.timers)
         self.pods: dict[str, PodRecord] = {}
@@ -93,6 +95,7 @@ class Kubelet:
                     tg.create_task(self._worker())
         finally:
             await asyncio.shield(self.runtime.close())
+            await asyncio.shield(self.writer.close())
 
     # ---- node object -----------------------------------------------------------------------
 
@@ -422,10 +425,8 @@ class Kubelet:
         if self._active >= self.settings.max_pods:
             return False  # retried: capacity frees up as pods go
         namespace, name = target
-        body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": namespace},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": self.node_name}}
         try:
-            await _raw(self.core.create_namespaced_pod_binding(name, namespace, body, _preload_content=False))
+            await self.writer.bind(namespace, name, self.node_name)
         except ApiException as exc:
             if exc.status != 409:
                 raise
@@ -443,9 +444,7 @@ class Kubelet:
             status = build_pod_status(rec.facts, [m.status() for m in rec.machines.values()], self._clock())
             if status != rec.last_written:
                 try:
-                    await _raw(self.core.patch_namespaced_pod_status(
-                        rec.name, rec.namespace, status_patch(status), _content_type=MERGE_PATCH,
-                        _preload_content=False))
+                    await self.writer.patch_status(rec.namespace, rec.name, status_patch(status))
                 except ApiException as exc:
                     if exc.status != 404:
                         raise
@@ -463,9 +462,7 @@ class Kubelet:
                 self._mark(("bind", next(iter(self._unbound))))
         elif rec.deleting and not rec.delete_sent:
             try:
-                await _raw(self.core.delete_namespaced_pod(
-                    rec.name, rec.namespace, body={"gracePeriodSeconds": 0, "preconditions": {"uid": rec.uid}},
-                    _preload_content=False))
+                await self.writer.delete_now(rec.namespace, rec.name, rec.uid)
             except ApiException as exc:
                 if exc.status not in (404, 409):
                     raise

@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from agent_sandbox.localcluster.apiserver.podexec import ExecCall
 from agent_sandbox.localcluster.node.container import ContainerMachine, Start
 from agent_sandbox.localcluster.node.podstatus import PodFacts
 
@@ -89,6 +90,10 @@ class Runtime(ABC):
 
     def pod_updated(self, pod: PodRecord) -> None:  # noqa: B027 - optional hook
         """The pod's annotations changed (run-time fault injection reads them)."""
+
+    @abstractmethod
+    async def exec(self, call: ExecCall) -> int:
+        """Run a ``pods/exec`` command in a running container; its exit code (ExecError: cannot run)."""
 
     @abstractmethod
     async def release(self, pod: PodRecord) -> None:

@@ -30,16 +30,35 @@ Run-time injection per pod, through pod annotations (read on every change):
   reason Evicted); ``sim.agentsandbox.io/evict-message`` overrides the message.
 
 A stopped container (image swap, deletion) exits 0: the simulated process
-honours SIGTERM. After a node restart the sim node keeps every container its
+honours SIGTERM.
+
+``pods/exec`` (so post-start exec hooks and ``kubectl exec`` can be tested
+against thousands of simulated pods): there is no container to enter, so the
+command runs **on the node's host**, as the node's user, in a scratch
+directory of its own container (``$HOME`` and the working directory; created
+at the first exec, removed with the pod; a restarted container gets a fresh
+one). Its ``PATH`` is the node's, its exit code and output are real, and it is
+killed when its container stops. Files written there are visible to later
+execs into the same container only — enough to observe a hook's effect. The
+sim node is a test fixture: whoever may exec into its pods may run commands
+as the node's user. After a node restart the sim node keeps every container its
 pod's status reports as running (there is nothing that could have died).
 """
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
+import os
+import pathlib
+import shutil
+import tempfile
 from collections import OrderedDict
+from typing import Any
 
+from agent_sandbox.localcluster.apiserver.podexec import ExecCall, ExecError
 from agent_sandbox.localcluster.node.container import Start
+from agent_sandbox.localcluster.node.execproc import run_exec
 from agent_sandbox.localcluster.node.images import default_digest, image_id
 from agent_sandbox.localcluster.node.ipam import IpAllocator
 from agent_sandbox.localcluster.node.runtime import PodRecord, Runtime, RuntimeEvents
@@ -89,12 +108,41 @@ class SimRuntime(Runtime):
         self._running: dict[str, dict[str, str]] = {}  # pod uid -> container -> container id
         self._crashing: set[str] = set()  # container ids with a crash timer
         self._evicting: set[str] = set()  # pod uids with an eviction timer
+        self._execs: dict[str, set[asyncio.Task[Any]]] = {}  # container id -> running exec sessions
+        self._scratch: pathlib.Path | None = None  # exec scratch root, made at the first exec
 
     async def open(self) -> None:
         return None
 
     async def close(self) -> None:
-        return None
+        if self._scratch is not None:
+            await asyncio.to_thread(shutil.rmtree, self._scratch, True)
+            self._scratch = None
+
+    async def exec(self, call: ExecCall) -> int:
+        """Run ``call``'s command on the host in its container's scratch directory (see the module doc)."""
+        container = call.options.container
+        cid = (self._running.get(call.pod_uid) or {}).get(container)
+        if cid is None:
+            raise ExecError(f'container "{container}" is not running on this node')
+        if self._scratch is None:
+            self._scratch = pathlib.Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="agent-sandbox-sim-exec-"))
+        workdir = self._scratch / call.pod_uid / cid[:16]
+        await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
+        env = {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(workdir), "PWD": str(workdir)}
+        argv = ["setsid", "--ctty", *call.options.command] if call.options.tty else list(call.options.command)
+        task = asyncio.current_task()
+        assert task is not None
+        sessions = self._execs.setdefault(cid, set())
+        sessions.add(task)
+        try:
+            return await run_exec(argv, call, env=env, cwd=workdir)
+        except FileNotFoundError:
+            raise ExecError(f'"{call.options.command[0]}": executable file not found in $PATH') from None
+        finally:
+            sessions.discard(task)
+            if not sessions and self._execs.get(cid) is sessions:
+                del self._execs[cid]
 
     def assign_ip(self, pod: PodRecord, reported: str | None) -> str:
         if reported and self._ipam.reserve(pod.uid, reported, save=False):
@@ -171,6 +219,8 @@ class SimRuntime(Runtime):
             return
         del running[container]
         self._crashing.discard(container_id)
+        for task in self._execs.pop(container_id, set()):
+            task.cancel()  # its processes die with the container
         self._events.exited(uid, container, container_id, code, reason)
 
     def pod_updated(self, pod: PodRecord) -> None:
@@ -209,3 +259,5 @@ class SimRuntime(Runtime):
         for cid in (self._running.pop(pod.uid, None) or {}).values():
             self._crashing.discard(cid)
         self._evicting.discard(pod.uid)
+        if self._scratch is not None:
+            await asyncio.to_thread(shutil.rmtree, self._scratch / pod.uid, True)

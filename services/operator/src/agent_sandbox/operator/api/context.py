@@ -13,10 +13,11 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from agent_sandbox.operator.api.exec_tokens import ExecTokenStore
-from agent_sandbox.operator.api.models.platform import Cluster, Quota
+from agent_sandbox.operator.api.models.platform import Quota
 from agent_sandbox.operator.auth.authenticator import Authenticator
 from agent_sandbox.operator.auth.identity import DEV, Identity
 from agent_sandbox.operator.auth.keystore import ApiKeyStore
+from agent_sandbox.operator.crosscluster.directory import ClusterDirectory
 
 
 class QuotaProvider(Protocol):
@@ -42,8 +43,8 @@ class NativeApiDeps:
     keys: ApiKeyStore
     exec_tokens: ExecTokenStore = field(default_factory=ExecTokenStore)
     local_cluster_id: str = ""
-    #: Other clusters from the cluster config (``GET /v1/clusters``), the local one excluded.
-    foreign_clusters: list[Cluster] = field(default_factory=list)
+    #: The clusters of the cluster config (``GET /v1/clusters``); none but this one unless configured.
+    clusters: ClusterDirectory | None = None
     quota_provider: QuotaProvider = field(default_factory=NoQuotaProvider)
     min_client_version: str = "0.0.0"
 

@@ -1,4 +1,4 @@
-"""How the operator reaches a sandbox's envd (metrics, access-token ``/init``, terminals).
+"""How the operator reaches a sandbox's envd (metrics, terminals, exec).
 
 Addressing is a URL template with ``{pod_ip}`` (and ``{sandbox_id}``): ``http://{pod_ip}:49983`` talks
 to the pod directly (in-cluster, or a ``local`` node's loopback pod addresses); the bare data-plane URL

@@ -46,8 +46,9 @@ class SandboxAccess:
     def __init__(self, service: SandboxService) -> None:
         self.service = service
 
-    async def create(self, identity: Identity, req: CreateSandboxRequest) -> dict[str, Any]:
-        return await self.service.create(req, caller_of(identity))
+    async def create(self, identity: Identity, req: CreateSandboxRequest, *,
+                     sandbox_id: str | None = None) -> dict[str, Any]:
+        return await self.service.create(req, caller_of(identity), sandbox_id=sandbox_id)
 
     async def get(self, identity: Identity, sandbox_id: str) -> dict[str, Any]:
         record = await self.service.get(sandbox_id, namespace_scope(identity))
@@ -69,8 +70,19 @@ class SandboxAccess:
                 return out
 
     async def delete(self, identity: Identity, sandbox_id: str) -> dict[str, Any]:
+        """End the sandbox; returns once the watch cache shows it ended, so an immediate second delete
+        (or get) already sees it gone."""
         await self.get(identity, sandbox_id)
-        return await self.service.delete(sandbox_id, namespace_scope(identity))
+        before = self.live_pod(sandbox_id)
+        result = await self.service.delete(sandbox_id, namespace_scope(identity))
+        if before is not None:
+            def ended(pod: pv.Pod | None) -> bool:
+                return pod is None or pv.sandbox_id(pod) != sandbox_id or pv.sandbox_phase(pod) not in (
+                    v.SandboxPhase.RUNNING.value, v.SandboxPhase.STARTING.value)
+
+            with contextlib.suppress(TimeoutError):
+                await self.service.pods.wait_for(pv.key(before), ended, READ_YOUR_WRITES_S)
+        return result
 
     async def logs(self, identity: Identity, sandbox_id: str, container: str | None = None,
                    lines: int = 0) -> dict[str, Any]:

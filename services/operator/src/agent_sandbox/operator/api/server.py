@@ -19,6 +19,7 @@ from agent_sandbox.operator.api.errors import error_middleware, native_body
 from agent_sandbox.operator.api.handlers import apikeys, meta
 from agent_sandbox.operator.api.http_metrics import metrics_middleware
 from agent_sandbox.operator.api.routes import ROUTES, ROUTES_BY_ID
+from agent_sandbox.operator.crosscluster.forwarding import Forwarder
 
 #: Request bodies above this are refused with 413 (pool specs with embedded templates are the largest).
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -33,15 +34,20 @@ def unbound_operations(extra: Mapping[str, Handler] | None = None) -> list[str]:
 
 
 def build_native_app(deps: NativeApiDeps, extra_handlers: Mapping[str, Handler] | None = None,
-                     extra_routes: Sequence[web.RouteDef] = ()) -> web.Application:
+                     extra_routes: Sequence[web.RouteDef] = (), forwarder: Forwarder | None = None,
+                     ) -> web.Application:
+    """The native app; with ``forwarder``, requests naming a foreign cluster go there (after authentication)."""
     handlers = {**BUILTIN_HANDLERS, **(extra_handlers or {})}
     unknown = set(handlers) - set(ROUTES_BY_ID)
     if unknown:
         raise ValueError(f"handlers for operations not in the route table: {sorted(unknown)}")
-    app = web.Application(
-        middlewares=[metrics_middleware("native"), error_middleware(native_body)],
-        client_max_size=MAX_BODY_BYTES,
-    )
+    middlewares = [metrics_middleware("native"), error_middleware(native_body)]
+    if forwarder is not None:
+        async def authenticate(request: web.Request) -> object:
+            return await deps.authenticator.authenticate(request.headers)
+
+        middlewares.append(forwarder.middleware("native", authenticate))
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[DEPS_KEY] = deps
     for route in ROUTES:
         handler = handlers.get(route.operation_id)

@@ -14,6 +14,8 @@ disables it). Refuses to start (``InsecureConfiguration``) without an admin key 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -34,11 +36,15 @@ from agent_sandbox.operator.auth.authenticator import Authenticator
 from agent_sandbox.operator.auth.iam import NamespaceResolver
 from agent_sandbox.operator.auth.keystore import ApiKeyStore
 from agent_sandbox.operator.auth.kube_secrets import KubeAuthBackend
+from agent_sandbox.operator.crosscluster.directory import ClusterDirectory
+from agent_sandbox.operator.crosscluster.forwarding import Forwarder
 from agent_sandbox.operator.e2b.handlers import E2BDeps
+from agent_sandbox.operator.e2b.key_reservations import KeyReservations
 from agent_sandbox.operator.e2b.server import build_e2b_app
 from agent_sandbox.operator.kube.client import KubeClient
 from agent_sandbox.operator.services.pools import PoolService
 from agent_sandbox.operator.services.sandboxes import SandboxService
+from agent_sandbox.operator.settings import default_identity
 from agent_sandbox.operator.terminal.bridge import TerminalBridge
 
 log = get_logger(__name__)
@@ -67,6 +73,8 @@ class ApiServerSettings:
     e2b_domain: str | None = None
     #: How the operator reaches envd (``{pod_ip}``, ``{sandbox_id}`` placeholders).
     envd_url_template: str = DEFAULT_URL_TEMPLATE
+    #: Namespace of the E2B ``Idempotency-Key`` records (Leases; the operator's own namespace).
+    idempotency_namespace: str = v.SYSTEM_NAMESPACE
 
 
 @dataclass
@@ -74,25 +82,35 @@ class ApiServers:
     runners: list[web.AppRunner] = field(default_factory=list)
     native: NativeApiDeps | None = None
     envd: EnvdAccess | None = None
+    forwarder: Forwarder | None = None
+    #: Background loops of the servers (the idempotency-record sweep), cancelled on stop.
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def address(self, index: int) -> str:
         host, port = self.runners[index].addresses[0][:2]
         return f"http://{host}:{port}"
 
     async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for runner in reversed(self.runners):
             await runner.cleanup()
         if self.envd is not None:
             await self.envd.close()
+        if self.forwarder is not None:
+            await self.forwarder.close()
 
 
-def build_native_deps(kube: KubeClient, settings: ApiServerSettings) -> NativeApiDeps:
+def build_native_deps(kube: KubeClient, settings: ApiServerSettings,
+                      clusters: ClusterDirectory | None = None) -> NativeApiDeps:
     backend = KubeAuthBackend(kube)
     keys = ApiKeyStore(backend, settings.apikey_namespace, cache_ttl=settings.apikey_cache_ttl)
     auth = Authenticator(admin_key=settings.admin_key, keys=keys, resolver=NamespaceResolver(backend.namespace_exists),
                          jwt_secret=settings.secret.encode() or None, dev_mode=settings.dev_mode)
     return NativeApiDeps(authenticator=auth, keys=keys, local_cluster_id=settings.local_cluster_id,
-                         min_client_version=settings.min_client_version)
+                         clusters=clusters, min_client_version=settings.min_client_version)
 
 
 def service_handlers(access: SandboxAccess, pools: PoolService, kube: KubeClient,
@@ -114,11 +132,17 @@ async def _listen(app: web.Application, host: str, port: int) -> web.AppRunner:
 async def start_api_servers(kube: KubeClient, settings: ApiServerSettings,
                             extra_handlers: Mapping[str, Handler] | None = None, *,
                             sandboxes: SandboxService | None = None,
-                            pools: PoolService | None = None) -> ApiServers:
-    """Listen with the native API (and, given the service layer, the E2B API); returns the servers to stop."""
-    deps = build_native_deps(kube, settings)
+                            pools: PoolService | None = None,
+                            clusters: ClusterDirectory | None = None) -> ApiServers:
+    """Listen with the native API (and, given the service layer, the E2B API); returns the servers to stop.
+
+    ``clusters`` (the operator's watched cluster directory) enables ``GET /v1/clusters`` beyond this
+    cluster and cross-cluster forwarding; without it every foreign cluster is unknown (502).
+    """
+    clusters = clusters or ClusterDirectory(settings.local_cluster_id)
+    deps = build_native_deps(kube, settings, clusters)
     handlers: dict[str, Handler] = dict(extra_handlers or {})
-    servers = ApiServers(native=deps)
+    servers = ApiServers(native=deps, forwarder=Forwarder(clusters))
     routes: list[web.RouteDef] = []
     access = None
     if sandboxes is not None and pools is not None:
@@ -127,14 +151,20 @@ async def start_api_servers(kube: KubeClient, settings: ApiServerSettings,
         handlers = {**service_handlers(access, pools, kube, servers.envd), **handlers}
         routes.append(TerminalBridge(deps.exec_tokens, access, servers.envd).route())
     try:
-        servers.runners.append(await _listen(build_native_app(deps, handlers, routes), settings.api_host,
-                                             settings.api_port))
+        servers.runners.append(await _listen(build_native_app(deps, handlers, routes, servers.forwarder),
+                                             settings.api_host, settings.api_port))
         log.info("native api listening", address=servers.address(0), unserved_operations=unbound_operations(handlers))
         if access is not None and pools is not None and servers.envd is not None and settings.e2b_port is not None:
+            # The record names are HMACs under the deployment secret, so every replica derives the same.
+            reservations = KeyReservations(kube, settings.idempotency_namespace,
+                                           (settings.envd_secret or settings.secret).encode(),
+                                           holder=default_identity())
+            servers.tasks.append(asyncio.create_task(reservations.run_sweeper(), name="idempotency-sweep"))
             e2b = E2BDeps(access=access, pools=pools, envd=servers.envd, envd_version=settings.envd_version,
-                          domain=settings.e2b_domain, local_cluster_id=settings.local_cluster_id)
-            servers.runners.append(await _listen(build_e2b_app(deps.authenticator, e2b), settings.e2b_host,
-                                                 settings.e2b_port))
+                          domain=settings.e2b_domain, local_cluster_id=settings.local_cluster_id,
+                          reservations=reservations)
+            servers.runners.append(await _listen(build_e2b_app(deps.authenticator, e2b, servers.forwarder),
+                                                 settings.e2b_host, settings.e2b_port))
             log.info("e2b api listening", address=servers.address(1))
     except BaseException:
         await servers.stop()

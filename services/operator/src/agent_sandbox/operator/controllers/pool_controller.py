@@ -1,13 +1,16 @@
 """The SandboxPool controller (behaviour §6.3): keeps each pool's pods in shape.
 
 Per reconcile of one pool, in order: deletion cleanup, pool finalizer,
-protection-finalizer back-fill, pods being deleted (history, finalizer),
+protection-finalizer back-fill, pods being deleted (finalizer),
 Kubernetes-Failed pods (replace), in-place phases (Starting→Running with
-post-start hooks, Stopping→Idle with history; unpullable images, startup
+post-start hooks, Stopping→Idle; unpullable images, startup
 timeouts and stuck recycles), crashed running sandboxes, status, autoscaler,
 replacement of idle pods stuck unhealthy, scale up (gated by expectations),
 scale down (priority + protection window). All reads come from the informer
-cache; every write that could race a claim carries a resourceVersion.
+cache; every write that could race a claim carries a resourceVersion. Sandbox
+history is not written here: every replica derives it from the pod versions
+it observes (``lifecycle.history_feed``), so a write that ends a sandbox
+carries how it ended (release annotations, finalizer removal with a stop).
 """
 
 from __future__ import annotations
@@ -226,12 +229,10 @@ class PoolController:
 
     async def _finalize(self, key: str, pool: dict[str, Any]) -> float | None:
         pods = self.pods.by_index("pool", key)
+        pool_deleted = StopDetails(v.StopReason.FAILED, "PoolDeleted", "the sandbox pool was deleted")
         for pod in pods:
-            if pv.sandbox_id(pod) and not pv.is_deleting(pod):
-                self.lifecycle.record_finished(pod, default_reason=v.StopReason.FAILED.value,
-                                               failure_reason="PoolDeleted",
-                                               failure_message="the sandbox pool was deleted")
-            await self.lifecycle.remove_finalizer(pod)
+            ended = pool_deleted if pv.sandbox_id(pod) and not pv.is_deleting(pod) else None
+            await self.lifecycle.remove_finalizer(pod, stop=ended)
             if not pv.is_deleting(pod):
                 await self.lifecycle.delete_pod(pod)
         if pods:
@@ -261,33 +262,30 @@ class PoolController:
     async def _pod_deleting(self, pod: pv.Pod) -> None:
         if v.FINALIZER_SANDBOX_PROTECTION not in pv.finalizers(pod):
             return
-        phase = pv.sandbox_phase(pod)
-        if phase == v.SandboxPhase.STOPPING.value:
-            self.lifecycle.record_finished(pod)
-        elif pv.sandbox_id(pod) and phase in (v.SandboxPhase.RUNNING.value, v.SandboxPhase.STARTING.value):
-            status = pod.get("status") or {}
-            self.lifecycle.record_finished(
-                pod, default_reason=v.StopReason.FAILED.value,
-                failure_reason=status.get("reason") or "Evicted",
-                failure_message=status.get("message") or "Pod was deleted or evicted")
+        # Every replica has recorded the sandbox's end from this pod version (history_feed); only count it.
+        if pv.sandbox_id(pod) and pv.sandbox_phase(pod) in (v.SandboxPhase.RUNNING.value,
+                                                            v.SandboxPhase.STARTING.value):
             self.metrics.delete_total.labels(v.StopReason.FAILED.value).inc()
         await self.lifecycle.remove_finalizer(pod)
 
     async def _pod_failed(self, key: str, pod: pv.Pod) -> None:
         status = pod.get("status") or {}
         if pv.sandbox_id(pod) and pv.sandbox_phase(pod) != v.SandboxPhase.STOPPING.value:
-            self.lifecycle.record_finished(
-                pod, default_reason=v.StopReason.FAILED.value,
-                failure_reason=status.get("reason") or "Evicted",
-                failure_message=status.get("message") or "Pod failed")
             self.metrics.delete_total.labels(v.StopReason.FAILED.value).inc()
-        elif pv.sandbox_phase(pod) == v.SandboxPhase.STOPPING.value:
-            self.lifecycle.record_finished(pod)
         log.info("replacing failed pod", pod=pv.key(pod), reason=status.get("reason"))
-        await self.lifecycle.remove_finalizer(pod)
+        await self._replace(key, pod)
+
+    async def _replace(self, key: str, pod: pv.Pod, *, resource_version: str | None = None,
+                       stop: StopDetails | None = None) -> bool:
+        """Delete ``pod`` for good (the pool creates a fresh one); with ``resource_version`` only if it is
+        unchanged (a conflict raises KubeError); ``stop`` says how its sandbox ended. False when the pod
+        was already gone."""
+        if await self.lifecycle.remove_finalizer(pod, resource_version=resource_version, stop=stop) is None:
+            return False
         self.expectations.expect_deletions(key, [pv.key(pod)])
         if not await self.lifecycle.delete_pod(pod):
             self.expectations.deletion_observed(key, pv.key(pod))
+        return True
 
     async def _in_place_phases(self, pool: dict[str, Any], pods: list[pv.Pod], now: datetime) -> int:
         """Finish or fail in-flight swaps; returns how many pods went back to idle."""
@@ -336,7 +334,7 @@ class PoolController:
             written = await mark_completed(self.client, pod, idle_labels(pool), (ANN_HOOKS_STATUS,))
             if written is None:
                 return False
-            self.lifecycle.record_finished(pod, recycled=True)
+            self.lifecycle.observe_recycled(pod)
             sid = pv.sandbox_id(pod)
             if sid and self.dataplane is not None:
                 await self.dataplane.evict_route(sid)
@@ -345,7 +343,6 @@ class PoolController:
         stuck = since is not None and (now - since).total_seconds() > STOPPING_TIMEOUT_S
         if inplace.image_pull_failure(pod) is not None or stuck:
             log.warning("pod cannot return to idle, replacing it", pod=pv.key(pod))
-            self.lifecycle.record_finished(pod)
             await self.lifecycle.remove_finalizer(pod)
             await self.lifecycle.delete_pod(pod)
         return False
@@ -384,9 +381,13 @@ class PoolController:
             written = await self.client.merge_patch(pods_path(pv.namespace(pod), pv.name(pod)), {"metadata": {
                 "annotations": {ANN_HOOKS_STATUS: value}}})
             if error:
-                log.warning("post-start hooks failed", pod=pv.key(pod), error=error)
-                await self.lifecycle.release(written, pool, StopDetails(
-                    v.StopReason.FAILED, "PostStartHookFailed", error))
+                # A pod that could not be made usable is not trusted with the next claim: it is replaced,
+                # not recycled to idle (field-lessons §3.4: broken sandboxes kept in rotation).
+                log.warning("post-start hooks failed; replacing the pod", pod=pv.key(pod), error=error)
+                if await self._replace(pool_key_of_pod(written), written,
+                                       resource_version=pv.resource_version(written),
+                                       stop=StopDetails(v.StopReason.FAILED, "PostStartHookFailed", error)):
+                    self.metrics.delete_total.labels(v.StopReason.FAILED.value).inc()
         except (KubeError, inplace.UnexpectedPodPhase) as exc:
             log.warning("could not record post-start hook outcome", pod=pv.key(pod), error=str(exc))
 
@@ -500,8 +501,6 @@ class PoolController:
         refuses a protected pod — so the delete itself needs no precondition
         (kubelet status updates would make one fail spuriously).
         """
-        if pv.sandbox_id(pod):
-            self.lifecycle.record_finished(pod)
         try:
             await self.client.merge_patch(pods_path(pv.namespace(pod), pv.name(pod)), {"metadata": {
                 "resourceVersion": pv.resource_version(pod),

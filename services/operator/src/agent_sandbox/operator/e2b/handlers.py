@@ -1,17 +1,19 @@
 """Handlers of the E2B control-plane routes, on top of the service layer (behaviour.md §16).
 
-Create claims from the pool named by ``templateID`` and answers 201 only once the sandbox is usable:
-the service layer waits for Running and the post-start hook that calls envd's ``/init`` (retried until
-envd answers); when an envd secret is configured the sandbox is then *armed* by a direct ``/init``
-carrying the env vars and its derived access token, before the id leaves this server (without a
-secret the env vars ride in the hook). Timeouts are idle timeouts in seconds; connect only
-ever extends them.
+Create picks the sandbox id itself, derives the sandbox's envd access token from it, and claims from
+the pool named by ``templateID`` with one post-start hook: envd ``/init`` carrying the env vars, the
+default user and the token (the service layer stores the hook body sealed, since it holds secrets).
+The service layer answers only once the sandbox is Running and that hook succeeded, so a 201 means
+usable. A sandbox that fails to start is an error the caller sees (500, ``Should-Retry: false``,
+with the reason) — never silently replaced by another pod, which would hide a broken template or
+image; the broken pod itself is replaced by the pool. Timeouts are idle timeouts in seconds; connect
+only ever extends them. A create with an ``Idempotency-Key`` claims at most one sandbox per key in the
+whole cluster: duplicates on this replica share one attempt (``idempotency``), duplicates on other
+replicas or after a restart find the key's record on a Lease (``key_reservations``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from agent_sandbox.common.errors import ApiError, bad_request, not_found
+from agent_sandbox.common.ids import new_sandbox_id
 from agent_sandbox.common.logging import get_logger
 from agent_sandbox.operator.api.envd_access import ENVD_PORT, EnvdAccess
 from agent_sandbox.operator.api.errors import json_response
@@ -27,7 +30,8 @@ from agent_sandbox.operator.api.validation import parse_model, read_json
 from agent_sandbox.operator.auth.identity import Identity
 from agent_sandbox.operator.e2b import listing, logs, views
 from agent_sandbox.operator.e2b.idempotency import HEADER as IDEMPOTENCY_HEADER
-from agent_sandbox.operator.e2b.idempotency import IdempotencyStore, fingerprint
+from agent_sandbox.operator.e2b.idempotency import IdempotencyStore, check_key, fingerprint
+from agent_sandbox.operator.e2b.key_reservations import Body, KeyReservations, Orphan
 from agent_sandbox.operator.e2b.models import (
     ConnectRequest,
     LogsQuery,
@@ -39,7 +43,7 @@ from agent_sandbox.operator.e2b.models import (
     refuse_unsupported,
 )
 from agent_sandbox.operator.e2b.templates import claim_options, parse_template_id
-from agent_sandbox.operator.services.errors import NotFound, SandboxStartFailed, ServiceError
+from agent_sandbox.operator.services.errors import NotFound
 from agent_sandbox.operator.services.models import CreateSandboxRequest
 from agent_sandbox.operator.services.pools import PoolService
 from agent_sandbox.operator.timeutil import now_utc
@@ -47,11 +51,6 @@ from agent_sandbox.operator.timeutil import now_utc
 log = get_logger(__name__)
 
 DEFAULT_USER = "user"
-#: How long create keeps trying to reach a claimed sandbox's envd before giving it up.
-ARM_TIMEOUT_S = 10.0
-TRANSIENT = frozenset({502, 503, 504})
-#: Claims per create: a sandbox that fails to start is replaced once by another warm pod.
-START_ATTEMPTS = 2
 IDENTITY: web.RequestKey[Identity] = web.RequestKey("identity", Identity)
 
 
@@ -64,14 +63,12 @@ class E2BDeps:
     domain: str | None = None
     local_cluster_id: str = ""
     idempotency: IdempotencyStore[dict[str, Any]] = field(default_factory=IdempotencyStore)
+    #: Cluster-wide key records (across replicas and restarts); ``None`` keeps keys in this process only.
+    reservations: KeyReservations | None = None
 
 
 def identity(request: web.Request) -> Identity:
     return request[IDENTITY]  # set by the server's auth middleware
-
-
-def _start_failure(exc: Exception) -> bool:
-    return isinstance(exc, SandboxStartFailed) or (isinstance(exc, ApiError) and exc.code == "SandboxStartFailed")
 
 
 def _seconds(value: int) -> str:
@@ -90,79 +87,68 @@ class E2BHandlers:
         refuse_unsupported(req)
         key = request.headers.get(IDEMPOTENCY_HEADER)
         if key is None:
-            body = await self._create(ident, req)
+            body = await self._create(ident, req, self._new_id())
         else:
+            key = check_key(key)
             scope = f"{ident.namespace}/{ident.team}/{ident.user}"
-            body = await self.d.idempotency.run(scope, key, fingerprint(raw), lambda: self._create(ident, req))
+            request_fp = fingerprint(raw)
+            body = await self.d.idempotency.run(scope, key, request_fp,
+                                                lambda: self._create_once(ident, req, scope, key, request_fp))
         return json_response(body, 201)
 
-    async def _create(self, ident: Identity, req: NewSandbox) -> dict[str, Any]:
+    def _new_id(self) -> str:
+        return new_sandbox_id(self.d.access.service.cluster_id)
+
+    async def _create_once(self, ident: Identity, req: NewSandbox, scope: str, key: str,
+                           request_fingerprint: str) -> dict[str, Any]:
+        """A keyed create: at most one sandbox per key in the whole cluster (see ``key_reservations``)."""
+        if self.d.reservations is None:
+            return await self._create(ident, req, self._new_id())
+
+        async def produce(sandbox_id: str) -> Body:
+            return self._public(await self._create(ident, req, sandbox_id))
+
+        async def adopt(sandbox_id: str) -> Body | Orphan:
+            try:
+                record = await self.d.access.get(ident, sandbox_id)
+            except NotFound:
+                return Orphan.GONE
+            status = record.get("status")
+            if status == "Running":
+                return self._public(self._sandbox(record, None))
+            return Orphan.STARTING if status in ("Starting", "Pending") else Orphan.GONE
+
+        public = await self.d.reservations.run(scope, key, request_fingerprint, new_id=self._new_id,
+                                               produce=produce, adopt=adopt)
+        token = self.d.envd.token(public.get("sandboxID", ""))
+        return {**public, "envdAccessToken": token} if token else public
+
+    @staticmethod
+    def _public(body: dict[str, Any]) -> Body:
+        """A create answer without its secret (the envd token is derived again from the id on replay)."""
+        return {k: val for k, val in body.items() if k != "envdAccessToken"}
+
+    async def _create(self, ident: Identity, req: NewSandbox, sandbox_id: str) -> dict[str, Any]:
         ref = parse_template_id(req.templateID)
         if ref.cluster and ref.cluster != self.d.local_cluster_id:
             raise bad_request(f"cluster {ref.cluster!r} is not known here; use a template of this cluster")
         opts = claim_options(req.metadata, ref)
-        armed = self.d.envd.secret != "" and opts.wait
-        # The hook body is stored on the pod; when the sandbox is armed directly, env vars (often
-        # credentials) travel only in that direct call and never land in a pod annotation.
-        init: dict[str, Any] = {"defaultUser": DEFAULT_USER}
-        if not armed:
-            init["envVars"] = req.envVars or {}
+        token = self.d.envd.token(sandbox_id)
+        init: dict[str, Any] = {"envVars": req.envVars or {}, "defaultUser": DEFAULT_USER}
+        if token:
+            init["accessToken"] = token
         claim = CreateSandboxRequest(
             poolName=ref.pool, image=opts.image or None, metadata=opts.metadata,
             idleTimeout=_seconds(req.timeout) if req.timeout is not None else None,
             startupTimeout=f"{opts.startup_timeout}s" if opts.startup_timeout else None,
             postStartHooks=[{"httpPost": {"port": ENVD_PORT, "path": "/init", "body": init}}], wait=opts.wait)
-        for _ in range(START_ATTEMPTS - 1):
-            try:
-                return await self._claim(ident, claim, req, armed)
-            except (SandboxStartFailed, ApiError) as exc:
-                # The failed sandbox is already released; replace it with another warm pod (the SDK
-                # does not retry a permanent 500) rather than hand the caller the failure.
-                if not _start_failure(exc):
-                    raise
-                log.warning("e2b sandbox failed to start, claiming another", pool=ref.pool, error=str(exc))
-        return await self._claim(ident, claim, req, armed)
-
-    async def _claim(self, ident: Identity, claim: CreateSandboxRequest, req: NewSandbox,
-                     armed: bool) -> dict[str, Any]:
         try:
-            record = await self.d.access.create(ident, claim)
+            record = await self.d.access.create(ident, claim, sandbox_id=sandbox_id)
         except NotFound as exc:
             raise bad_request(f"template {req.templateID!r} not found: no such pool in your namespace",
                               detail=exc.detail) from exc
-        sandbox_id = record["sandboxId"]
-        token = self.d.envd.token(sandbox_id)
-        if armed:
-            await self._arm(ident, sandbox_id, {"envVars": req.envVars or {}, "accessToken": token})
         log.info("e2b sandbox created", sandbox_id=sandbox_id, pool=claim.poolName, namespace=ident.namespace)
         return self._sandbox(record, token)
-
-    async def _arm(self, ident: Identity, sandbox_id: str, init: dict[str, Any]) -> None:
-        """Give envd the env vars and access token, retrying while the sandbox is not reachable yet.
-
-        With ``envd_url_template`` in the data-plane form this call takes the SDK's own path, so its
-        success also proves the sandbox is routable. A sandbox that cannot be armed in time is
-        released, never handed out.
-        """
-        deadline = asyncio.get_running_loop().time() + ARM_TIMEOUT_S
-        delay = 0.02
-        while True:
-            pod = self.d.access.live_pod(sandbox_id)
-            try:
-                if pod is None:
-                    raise ApiError(500, "the sandbox stopped before it became usable", code="SandboxStartFailed")
-                await self.d.envd.request(pod, "POST", "/init", init)
-                return
-            except ApiError as exc:
-                if pod is not None and exc.status in TRANSIENT and asyncio.get_running_loop().time() < deadline:
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 0.5)
-                    continue
-                log.warning("e2b sandbox could not be armed", sandbox_id=sandbox_id, error=exc.message)
-                with contextlib.suppress(ApiError, ServiceError):
-                    await self.d.access.delete(ident, sandbox_id)
-                raise ApiError(500, f"the sandbox did not become usable: {exc.message}",
-                               code="SandboxStartFailed", retryable=False) from exc
 
     def _sandbox(self, record: dict[str, Any], token: str | None) -> dict[str, Any]:
         return Sandbox(templateID=record.get("poolName", ""), sandboxID=record["sandboxId"],

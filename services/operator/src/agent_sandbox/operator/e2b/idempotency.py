@@ -1,9 +1,12 @@
-"""``Idempotency-Key`` on create: a retried request gets the first request's sandbox, never a second pod.
+"""``Idempotency-Key`` on create, within one replica: duplicates arriving here share one attempt.
 
-Entries are keyed by caller namespace and key, remember a fingerprint of the request body (reusing a
-key for a different request is a 409), and hold the in-flight result as a future so that concurrent
-duplicates wait for the first instead of racing it. A failed or cancelled first attempt leaves no
-entry, so the caller's retry makes a fresh attempt. Bounded and expiring (10 min by default).
+This is the fast path in front of the cluster-wide records of ``key_reservations`` (which make the
+guarantee hold across replicas and restarts): duplicates that land on the same replica wait on the
+first one's future instead of polling the apiserver, and a repeat within the TTL is answered from
+memory. Entries are keyed by caller scope and key, remember a fingerprint of the request body (reusing
+a key for a different request is a 409), and hold the in-flight result as a future. A failed or
+cancelled first attempt leaves no entry, so the caller's retry makes a fresh attempt. Bounded and
+expiring (10 min by default, the TTL of the cluster-wide records too).
 """
 
 from __future__ import annotations

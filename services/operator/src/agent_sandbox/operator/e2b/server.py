@@ -15,6 +15,7 @@ from aiohttp import web
 from agent_sandbox.operator.api.errors import e2b_body, error_middleware, json_response
 from agent_sandbox.operator.api.http_metrics import metrics_middleware
 from agent_sandbox.operator.auth.authenticator import Authenticator
+from agent_sandbox.operator.crosscluster.forwarding import Forwarder
 from agent_sandbox.operator.e2b import unsupported
 from agent_sandbox.operator.e2b.handlers import IDENTITY, E2BDeps, E2BHandlers
 
@@ -38,12 +39,15 @@ async def health(_request: web.Request) -> web.StreamResponse:
     return json_response({"status": "ok"})
 
 
-def build_e2b_app(authenticator: Authenticator, deps: E2BDeps) -> web.Application:
+def build_e2b_app(authenticator: Authenticator, deps: E2BDeps, forwarder: Forwarder | None = None,
+                  ) -> web.Application:
+    """The E2B app; with ``forwarder``, requests naming a foreign cluster (``templateID`` ``c::pool``, a
+    foreign ``sandboxID``) go there once authenticated."""
     h = E2BHandlers(deps)
-    app = web.Application(
-        middlewares=[metrics_middleware("e2b"), error_middleware(e2b_body), auth_middleware(authenticator)],
-        client_max_size=MAX_BODY_BYTES,
-    )
+    middlewares = [metrics_middleware("e2b"), error_middleware(e2b_body), auth_middleware(authenticator)]
+    if forwarder is not None:
+        middlewares.append(forwarder.middleware("e2b"))
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     r = app.router
     r.add_get("/health", health)
     # Fixed paths before the {id} routes they would otherwise match.

@@ -1,29 +1,46 @@
-"""Raw-JSON Kubernetes client over ``kubernetes_asyncio``.
+"""Raw-JSON Kubernetes client: the official client's configuration, our own lean HTTP path.
 
 The generated model classes cost a deserialisation per object and hide fields
-the operator relies on (unknown CRD fields, exact annotations). We reuse the
-official client's configuration, authentication and connection pool
-(``ApiClient.call_api``) but keep bodies as dicts and parse responses with
-orjson. Errors become :class:`KubeError` carrying the HTTP status, so callers
-can tell a lost optimistic race (409) from a missing object (404).
+the operator relies on (unknown CRD fields, exact annotations), so bodies stay
+dicts, encoded and parsed with orjson. ``kubernetes_asyncio`` still loads the
+kubeconfig (TLS material, tokens and their refresh hooks) and serves the rare
+typed call (pod logs), but requests do not go through ``ApiClient.call_api``:
+per request it walks the body to "sanitize" it, encodes it with the stdlib
+``json`` and — because its session trusts the environment — hops to a thread
+pool twice to re-read ``.netrc`` and the proxy variables. On the claim path
+that overhead was most of the operator's CPU per claim. Our session resolves
+the proxy once, keeps idle connections for a minute and can open its pool
+ahead of a burst (:meth:`KubeClient.warm`), so a burst of claims does not pay
+a TLS handshake each. Errors become :class:`KubeError` carrying the HTTP
+status, so callers can tell a lost optimistic race (409) from a missing
+object (404).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import orjson
+from aiohttp.helpers import get_env_proxy_for_url
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
+from yarl import URL
 
 from agent_sandbox.common import vocabulary as v
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 DEFAULT_TIMEOUT_S = 30.0
+#: Idle connections to the API server live this long (below the usual 75-90 s server-side keep-alive).
+KEEPALIVE_S = 60.0
+#: Connections opened ahead of the first burst (:meth:`KubeClient.warm`).
+WARM_CONNECTIONS = 128
 
 
 class KubeError(Exception):
@@ -79,38 +96,109 @@ def _join(base: str, name: str | None, sub: str | None) -> str:
     return base
 
 
+def _ssl_context(cfg: k8s.Configuration) -> ssl.SSLContext:
+    """The TLS settings of a kubeconfig, as the official REST client applies them."""
+    ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
+    if cfg.cert_file:
+        ctx.load_cert_chain(cfg.cert_file, keyfile=cfg.key_file)
+    if not cfg.verify_ssl:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if cfg.disable_strict_ssl_verification:
+        ctx.verify_flags &= ~ssl.VERIFY_X509_STRICT
+    return ctx
+
+
+def _proxy_for(cfg: k8s.Configuration) -> str | None:
+    """The configured proxy, else the environment's for the API server's URL (resolved once)."""
+    if cfg.proxy:
+        return str(cfg.proxy)
+    with contextlib.suppress(LookupError):
+        proxy, _auth = get_env_proxy_for_url(URL(cfg.host))
+        return str(proxy)
+    return None
+
+
 class KubeClient:
     """Thin async client; one per process, shared by every loop (the connection pool is shared)."""
 
-    def __init__(self, api_client: k8s.ApiClient) -> None:
+    def __init__(self, api_client: k8s.ApiClient, *, pool_size: int = 256) -> None:
         self._api = api_client
+        cfg = api_client.configuration
+        self._base = str(cfg.host).rstrip("/")
+        self._pool_size = pool_size
+        self._proxy = _proxy_for(cfg)
+        self._session: aiohttp.ClientSession | None = None
 
     @classmethod
     async def from_kubeconfig(cls, path: str, *, pool_size: int = 256) -> KubeClient:
         configuration = type.__call__(k8s.Configuration)
         await k8s_config.load_kube_config(config_file=path, client_configuration=configuration,
                                           persist_config=False)
-        configuration.connection_pool_maxsize = pool_size
-        return cls(k8s.ApiClient(configuration=configuration))
+        return cls(k8s.ApiClient(configuration=configuration), pool_size=pool_size)
 
     @property
     def configuration(self) -> k8s.Configuration:
         """The official client's configuration (for the few calls that need its generated APIs)."""
         return self._api.configuration
 
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            cfg = self._api.configuration
+            connector = aiohttp.TCPConnector(limit=self._pool_size, ssl=_ssl_context(cfg),
+                                             keepalive_timeout=KEEPALIVE_S)
+            # trust_env=False: no per-request .netrc / proxy-variable lookups (the proxy is resolved once).
+            self._session = aiohttp.ClientSession(connector=connector, trust_env=False, read_bufsize=2**21)
+        return self._session
+
+    async def warm(self, connections: int = WARM_CONNECTIONS) -> int:
+        """Open up to ``connections`` keep-alive connections now; returns how many requests succeeded.
+
+        A burst of N concurrent writes needs N connections; opening them during the burst costs a TCP and
+        TLS handshake each on the critical path. Failures are harmless (the pool simply stays smaller).
+        """
+        async def probe() -> bool:
+            try:
+                await self.request("GET", "/version", timeout_s=5.0)
+            except (KubeError, aiohttp.ClientError, OSError, TimeoutError):
+                return False
+            return True
+
+        results = await asyncio.gather(*(probe() for _ in range(max(0, min(connections, self._pool_size)))))
+        return sum(results)
+
     async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
         await self._api.close()
+
+    async def _headers(self, content_type: str) -> dict[str, str]:
+        cfg = self._api.configuration
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        if "BearerToken" in cfg.api_key:
+            token = await cfg.get_api_key_with_prefix("BearerToken")  # runs the token refresh hook
+            if token:
+                headers["Authorization"] = token
+        elif cfg.username or cfg.password:
+            headers["Authorization"] = cfg.get_basic_auth_token()
+        return headers
 
     async def _send(self, method: str, path: str, *, query: dict[str, Any] | None = None,
                     body: Any = None, content_type: str = "application/json",
                     timeout_s: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT_S) -> aiohttp.ClientResponse:
+        url = self._base + path
         params = [(k, str(val).lower() if isinstance(val, bool) else str(val))
                   for k, val in (query or {}).items() if val is not None]
-        return await self._api.call_api(
-            path, method, query_params=params,
-            header_params={"Accept": "application/json", "Content-Type": content_type},
-            body=body, auth_settings=["BearerToken"], _return_http_data_only=True,
-            _preload_content=False, _request_timeout=timeout_s,
+        if params:
+            url = f"{url}?{urlencode(params)}"
+        timeout = timeout_s if isinstance(timeout_s, aiohttp.ClientTimeout) else aiohttp.ClientTimeout(
+            total=timeout_s)
+        return await self._http().request(
+            method, URL(url, encoded=True), headers=await self._headers(content_type),
+            data=None if body is None else orjson.dumps(body), timeout=timeout, proxy=self._proxy,
+            proxy_headers=self._api.configuration.proxy_headers,
+            server_hostname=self._api.configuration.tls_server_name,
         )
 
     async def request(self, method: str, path: str, *, query: dict[str, Any] | None = None,
@@ -185,14 +273,24 @@ class KubeClient:
             if resp.status != 200:
                 data = await resp.read()
                 raise KubeError(resp.status, resp.reason or "", data[:200].decode(errors="replace"))
-            async for line in resp.content:
-                if not line.strip():
-                    continue
-                event = orjson.loads(line)
-                if event.get("type") == "ERROR":
-                    obj = event.get("object") or {}
-                    raise KubeError(int(obj.get("code") or 500), str(obj.get("reason") or ""),
-                                    str(obj.get("message") or ""))
-                yield event
+            # Read whatever arrived and split it ourselves: one await per network read, not per event
+            # (a claim burst delivers its watch events in large batches).
+            buffer = b""
+            async for chunk in resp.content.iter_any():
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield _watch_event(line)
+            if buffer.strip():
+                yield _watch_event(buffer)
         finally:
             resp.release()
+
+
+def _watch_event(line: bytes) -> dict[str, Any]:
+    event: dict[str, Any] = orjson.loads(line)
+    if event.get("type") == "ERROR":
+        obj = event.get("object") or {}
+        raise KubeError(int(obj.get("code") or 500), str(obj.get("reason") or ""), str(obj.get("message") or ""))
+    return event

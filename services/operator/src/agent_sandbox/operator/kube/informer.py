@@ -108,9 +108,12 @@ class Informer:
     # ---- cache maintenance ---------------------------------------------------------------
     def _index(self, key: str, old: Obj | None, new: Obj | None) -> None:
         for name, func in self._indexers.items():
+            old_values = func(old) if old is not None else []
+            new_values = func(new) if new is not None else []
+            if old_values == new_values:
+                continue  # the common case (a status or annotation change): nothing to move
             idx = self._indexes[name]
-            before = set(func(old)) if old is not None else set()
-            after = set(func(new)) if new is not None else set()
+            before, after = set(old_values), set(new_values)
             for value in before - after:
                 keys = idx.get(value)
                 if keys is not None:

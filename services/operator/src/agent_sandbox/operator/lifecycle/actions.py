@@ -1,9 +1,11 @@
 """Lifecycle writes shared by the API, the reconciler and the idle loop: release and finish.
 
 Release (a caller's delete, an idle or startup timeout, a crash, an abandoned
-claim) is always the same in-place transition back to the idle images; the
-history record is written when the pod is idle again. Pods that cannot be
-recycled are deleted instead, after recording how their sandbox ended.
+claim) is always the same in-place transition back to the idle images. Pods
+that cannot be recycled are deleted instead, their finalizer removal saying
+how their sandbox ended. History is not written here: every replica derives
+it from the pod transitions it observes (:mod:`.history_feed`); ``history``
+is the store those records land in, which the services read.
 """
 
 from __future__ import annotations
@@ -17,11 +19,10 @@ from agent_sandbox.operator import podview as pv
 from agent_sandbox.operator.kube.client import KubeClient, KubeError, pods_path
 from agent_sandbox.operator.lifecycle import inplace
 from agent_sandbox.operator.lifecycle.history import HistoryStore
-from agent_sandbox.operator.lifecycle.records import finished_record
-from agent_sandbox.operator.lifecycle.release import StopDetails, release_options
+from agent_sandbox.operator.lifecycle.release import StopDetails, release_options, stop_annotations
 from agent_sandbox.operator.lifecycle.updater import trigger_update
 from agent_sandbox.operator.metrics import OperatorMetrics
-from agent_sandbox.operator.timeutil import format_time, now_utc, parse_time
+from agent_sandbox.operator.timeutil import now_utc
 
 log = get_logger(__name__)
 
@@ -63,30 +64,22 @@ class Lifecycle:
             with contextlib.suppress(KeyError):
                 self.metrics.running_info.remove(pv.namespace(pod), pv.name(pod), sid)
 
-    def record_finished(self, pod: pv.Pod, *, recycled: bool = False, default_reason: str = "Completed",
-                        failure_reason: str = "", failure_message: str = "") -> dict[str, Any] | None:
-        """Write the history record of the sandbox ``pod`` held (``None`` when it held none)."""
-        if not pv.sandbox_id(pod):
-            return None
-        now = now_utc()
-        record = finished_record(pod, now, default_reason=default_reason)
-        if failure_reason and "failureReason" not in record:
-            record["failureReason"] = failure_reason
-        if failure_message and "failureMessage" not in record:
-            record["failureMessage"] = failure_message
-        if recycled:
-            record["recycledAt"] = format_time(now)
-            terminated = parse_time(record.get("terminatedAt"))
-            if terminated is not None:
-                self.metrics.recycle_duration.observe(max(0.0, (now - terminated).total_seconds()))
-        self.history.put(record)
-        return record
+    def observe_recycled(self, pod: pv.Pod) -> None:
+        """Count the recycle of ``pod`` (Stopping→Idle just written) in the recycle-duration metric."""
+        terminated = pv.time_annotation(pod, v.ANN_TERMINATED_AT)
+        if terminated is not None:
+            self.metrics.recycle_duration.observe(max(0.0, (now_utc() - terminated).total_seconds()))
 
-    async def remove_finalizer(self, pod: pv.Pod, *, resource_version: str | None = None) -> pv.Pod | None:
+    async def remove_finalizer(self, pod: pv.Pod, *, resource_version: str | None = None,
+                               stop: StopDetails | None = None) -> pv.Pod | None:
+        """Let ``pod`` go. With ``stop``, the same write says how its sandbox ended (unless a release
+        already did), so every replica records that when it sees the pod deleted."""
         fins = pv.finalizers(pod)
         if v.FINALIZER_SANDBOX_PROTECTION not in fins:
             return pod
         meta: dict[str, Any] = {"finalizers": [f for f in fins if f != v.FINALIZER_SANDBOX_PROTECTION]}
+        if stop is not None and pv.sandbox_id(pod) and not pv.annotations(pod).get(v.ANN_STOP_REASON):
+            meta["annotations"] = stop_annotations(pod, stop, now_utc())
         if resource_version:
             meta["resourceVersion"] = resource_version
         try:

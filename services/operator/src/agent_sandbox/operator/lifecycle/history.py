@@ -1,7 +1,8 @@
 """History of finished sandboxes (behaviour §14).
 
 Pods are recycled, so once a sandbox stops its pod no longer says anything
-about it; callers still expect ``get``/``list`` to show how it ended. Records
+about it; callers still expect ``get``/``list`` to show how it ended. Every
+replica fills its own store from the pod stream (:mod:`.history_feed`). Records
 live in memory with a TTL (24 h by default) and a hard entry cap so a burst of
 short sandboxes cannot grow the process without bound; the oldest record goes
 first when the cap is hit.
@@ -75,9 +76,13 @@ class HistoryStore:
 
 
 def merge_records(live: list[dict[str, Any]], history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Live records win over history for the same id; sorted by claimedAt desc, then id."""
-    by_id = {(r.get("namespace"), r.get("sandboxId")): r for r in history}
-    by_id.update({(r.get("namespace"), r.get("sandboxId")): r for r in live})
+    """Live and finished records, sorted by claimedAt desc, then id.
+
+    A record exists only once its sandbox ended, so for an id in both the history wins: the pod still
+    holding it is on its way out (being deleted, failed by its node) and no longer runs the sandbox.
+    """
+    by_id = {(r.get("namespace"), r.get("sandboxId")): r for r in live}
+    by_id.update({(r.get("namespace"), r.get("sandboxId")): r for r in history})
     out = list(by_id.values())
     out.sort(key=lambda r: r.get("sandboxId", ""))
     out.sort(key=lambda r: r.get("claimedAt", ""), reverse=True)

@@ -1,8 +1,9 @@
 """What a release writes (behaviour §9): stop details, cleanup of caller keys, swap back to idle images.
 
 Pure: produces the :class:`UpdateOptions` of the Stopping transition. The
-history record is written later, when the pod has actually returned to idle
-(the reconciler's Stopping→Idle step), from the annotations set here.
+history record is derived later, by every replica, when it sees the sandbox id
+leave the pod (Stopping→Idle), from the annotations set here — so the stop
+annotations must say everything the record shows.
 """
 
 from __future__ import annotations
@@ -37,9 +38,8 @@ def idle_images(pool: dict[str, Any]) -> dict[str, str]:
     return images
 
 
-def release_options(pod: pv.Pod, pool: dict[str, Any], stop: StopDetails, now: datetime) -> UpdateOptions:
-    managed_labels = [k for k in pv.json_annotation(pod, v.ANN_MANAGED_LABEL_KEYS, []) if isinstance(k, str)]
-    managed_anns = [k for k in pv.json_annotation(pod, v.ANN_MANAGED_ANNOTATION_KEYS, []) if isinstance(k, str)]
+def stop_annotations(pod: pv.Pod, stop: StopDetails, now: datetime) -> dict[str, str]:
+    """How the sandbox of ``pod`` ended, as annotations: every replica's history record is read from them."""
     statuses = pv.container_statuses(pod)
     containers = pv.containers(pod)
     first = containers[0].get("name", "") if containers else ""
@@ -55,6 +55,13 @@ def release_options(pod: pv.Pod, pool: dict[str, Any], stop: StopDetails, now: d
         annotations[v.ANN_FAILURE_MESSAGE] = stop.failure_message[:1024]
     if stop.exit_code is not None:
         annotations[v.ANN_EXIT_CODE] = str(stop.exit_code)
+    return annotations
+
+
+def release_options(pod: pv.Pod, pool: dict[str, Any], stop: StopDetails, now: datetime) -> UpdateOptions:
+    managed_labels = [k for k in pv.json_annotation(pod, v.ANN_MANAGED_LABEL_KEYS, []) if isinstance(k, str)]
+    managed_anns = [k for k in pv.json_annotation(pod, v.ANN_MANAGED_ANNOTATION_KEYS, []) if isinstance(k, str)]
+    annotations = stop_annotations(pod, stop, now)
     present = pv.annotations(pod)
     remove_anns = [k for k in (v.ANN_IDLE_TIMEOUT, v.ANN_LAST_ACTIVE, v.ANN_MANAGED_LABEL_KEYS,
                                v.ANN_MANAGED_ANNOTATION_KEYS, *managed_anns) if k in present]

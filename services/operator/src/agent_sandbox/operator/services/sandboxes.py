@@ -5,6 +5,11 @@
 the route to the data plane and — with ``wait`` — return only when the
 sandbox is Running and its post-start hooks succeeded. A claim whose caller
 gave up is released as Canceled (by the scheduler's orphan handler or here).
+
+The caller may choose the sandbox id (a fresh id of this cluster in the common
+format): the E2B layer needs it before the claim, because the envd access token
+derives from the id and travels to envd in the post-start ``/init`` hook. Hook
+bodies are stored sealed when the deployment has a secret (they carry secrets).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any
 import orjson
 
 from agent_sandbox.common import vocabulary as v
-from agent_sandbox.common.ids import is_sandbox_id, new_sandbox_id
+from agent_sandbox.common.ids import InvalidSandboxId, is_sandbox_id, new_sandbox_id, parse_sandbox_id
 from agent_sandbox.common.logging import get_logger
 from agent_sandbox.operator import podview as pv
 from agent_sandbox.operator.dataplane import DataPlane
@@ -27,14 +32,15 @@ from agent_sandbox.operator.kube.informer import Informer
 from agent_sandbox.operator.lifecycle import inplace
 from agent_sandbox.operator.lifecycle.actions import Lifecycle
 from agent_sandbox.operator.lifecycle.history import merge_records
-from agent_sandbox.operator.lifecycle.hooks import ANN_HOOKS_STATUS, HOOKS_DONE, parse_hooks
+from agent_sandbox.operator.lifecycle.hook_sealing import HookSealer
+from agent_sandbox.operator.lifecycle.hooks import ANN_HOOKS_STATUS, HOOKS_DONE, parse_hooks, seal_bodies
 from agent_sandbox.operator.lifecycle.records import sandbox_record
 from agent_sandbox.operator.lifecycle.release import StopDetails, delete_stop_reason
 from agent_sandbox.operator.lifecycle.timeouts import DEFAULT_STARTUP_TIMEOUT_S, resolve_timeout
 from agent_sandbox.operator.metrics import OperatorMetrics
 from agent_sandbox.operator.scheduling.errors import ClaimFailed, NoIdleSandbox
 from agent_sandbox.operator.scheduling.registry import SchedulerRegistry
-from agent_sandbox.operator.services.errors import InvalidRequest, NotFound, SandboxStartFailed
+from agent_sandbox.operator.services.errors import AlreadyExists, InvalidRequest, NotFound, SandboxStartFailed
 from agent_sandbox.operator.services.models import NAME_RE, Caller, CreateSandboxRequest, SandboxList
 from agent_sandbox.operator.services.validation import resolve_images
 from agent_sandbox.operator.timeutil import format_time, now_utc
@@ -51,7 +57,8 @@ _LOGGING_PHASES = frozenset({v.SandboxPhase.STARTING.value, v.SandboxPhase.RUNNI
 class SandboxService:
     def __init__(self, client: KubeClient, pods: Informer, pools: Informer, lifecycle: Lifecycle,
                  schedulers: SchedulerRegistry, metrics: OperatorMetrics, *, cluster_id: str,
-                 dataplane: DataPlane | None = None, gateway_base_url: str = "") -> None:
+                 dataplane: DataPlane | None = None, gateway_base_url: str = "",
+                 sealer: HookSealer | None = None) -> None:
         self.client = client
         self.pods = pods
         self.pools = pools
@@ -61,6 +68,9 @@ class SandboxService:
         self.cluster_id = cluster_id
         self.dataplane = dataplane
         self.gateway_base_url = gateway_base_url
+        self.sealer = sealer
+        #: Caller-chosen ids of creates in flight (not yet on a pod): a second create with one is refused.
+        self._claiming: set[str] = set()
 
     # ---- create ----------------------------------------------------------------------------
     async def _pool(self, caller: Caller, name: str) -> dict[str, Any]:
@@ -90,6 +100,10 @@ class SandboxService:
             hooks = parse_hooks(req.postStartHooks)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from exc
+        if any(h.httpPost is not None and h.httpPost.sealedBody is not None for h in hooks):
+            raise InvalidRequest("postStartHooks: sealedBody is written by the operator; send body instead")
+        if self.sealer is not None:
+            hooks = seal_bodies(hooks, self.sealer, sandbox_id)
         startup = resolve_timeout(optional_duration(req.startupTimeout),
                                   optional_duration(spec.get("defaultStartupTimeout")),
                                   DEFAULT_STARTUP_TIMEOUT_S) or DEFAULT_STARTUP_TIMEOUT_S
@@ -119,10 +133,46 @@ class SandboxService:
                                      remove_annotations=[ANN_HOOKS_STATUS])
         return opts, startup
 
-    async def create(self, req: CreateSandboxRequest, caller: Caller) -> dict[str, Any]:
+    def check_new_id(self, sandbox_id: str) -> str:
+        """``sandbox_id`` if a caller may give it to a new sandbox: well-formed, of this cluster, unused."""
+        try:
+            parsed = parse_sandbox_id(sandbox_id)
+        except InvalidSandboxId as exc:
+            raise InvalidRequest(f"sandboxId: {exc}") from exc
+        if parsed.cluster_id != self.cluster_id:
+            raise InvalidRequest(f"sandboxId {sandbox_id!r} belongs to cluster {parsed.cluster_id!r}, "
+                                 f"not to this cluster {self.cluster_id!r}")
+        if (sandbox_id in self._claiming or self.pods.by_index("sandbox-id", sandbox_id)
+                or self.lifecycle.history.find(sandbox_id) is not None):
+            raise AlreadyExists(f"sandbox id {sandbox_id!r} is already in use")
+        return sandbox_id
+
+    async def create(self, req: CreateSandboxRequest, caller: Caller, *,
+                     sandbox_id: str | None = None) -> dict[str, Any]:
+        """Claim a sandbox; ``sandbox_id`` (see :meth:`check_new_id`) instead of a fresh one."""
+        if sandbox_id is None:
+            return await self._create(req, caller, new_sandbox_id(self.cluster_id))
+        self._claiming.add(self.check_new_id(sandbox_id))
+        try:
+            return await self._create(req, caller, sandbox_id)
+        finally:
+            self._claiming.discard(sandbox_id)
+
+    def _local_pool_request(self, req: CreateSandboxRequest) -> CreateSandboxRequest:
+        """``req`` with a ``<this cluster>::pool`` reference reduced to ``pool`` (requests for other
+        clusters are forwarded by the API layer and arrive there with their prefix intact)."""
+        cluster, sep, name = req.poolName.partition("::")
+        if not sep:
+            return req
+        if cluster != self.cluster_id:
+            raise InvalidRequest(f"poolName {req.poolName!r} names cluster {cluster!r}; this is cluster "
+                                 f"{self.cluster_id!r}")
+        return req.model_copy(update={"poolName": name})
+
+    async def _create(self, req: CreateSandboxRequest, caller: Caller, sandbox_id: str) -> dict[str, Any]:
         started = time.monotonic()
+        req = self._local_pool_request(req)
         pool = await self._pool(caller, req.poolName)
-        sandbox_id = new_sandbox_id(self.cluster_id)
         opts, startup = self.build_claim(req, caller, pool, sandbox_id)
         scheduler = self.schedulers.get(caller.namespace, req.poolName)
         outcome = "error"
@@ -177,7 +227,7 @@ class SandboxService:
             status = pv.annotations(current).get(ANN_HOOKS_STATUS)
             if not status or status == HOOKS_DONE:
                 return current
-            await self._release(current, StopDetails(v.StopReason.FAILED, "PostStartHookFailed", status))
+            # The pool controller that ran the hooks replaces this pod; releasing it here would race that.
             raise SandboxStartFailed(f"sandbox post-start hooks failed: {status}", "PostStartHookFailed",
                                      sandbox_id)
         ann = pv.annotations(current) if current is not None else {}
@@ -224,13 +274,19 @@ class SandboxService:
         items = listing.get("items") or []
         return items[0] if items else None
 
+    def _finished(self, sandbox_id: str, namespace: str | None) -> dict[str, Any] | None:
+        """The history record of ``sandbox_id``: it wins over a pod still holding the id on its way
+        out (being deleted, failed by its node), which no longer runs the sandbox."""
+        rec = self.lifecycle.history.find(sandbox_id)
+        return rec if rec is not None and (namespace is None or rec.get("namespace") == namespace) else None
+
     async def get(self, sandbox_id: str, namespace: str | None = None) -> dict[str, Any]:
+        rec = self._finished(sandbox_id, namespace)
+        if rec is not None:
+            return rec
         pod = await self._live_pod(sandbox_id, namespace)
         if pod is not None and pv.sandbox_phase(pod) != v.SandboxPhase.IDLE.value:
             return self._record(pod)
-        rec = self.lifecycle.history.find(sandbox_id)
-        if rec is not None and (namespace is None or rec.get("namespace") == namespace):
-            return rec
         raise NotFound(f"sandbox {sandbox_id!r} not found")
 
     def list(self, namespace: str | None = None, *, pool_name: str | None = None,
@@ -252,13 +308,13 @@ class SandboxService:
 
     # ---- write -----------------------------------------------------------------------------
     async def delete(self, sandbox_id: str, namespace: str | None = None) -> dict[str, Any]:
-        pod = await self._live_pod(sandbox_id, namespace)
-        if pod is None or pv.sandbox_phase(pod) == v.SandboxPhase.IDLE.value:
-            rec = self.lifecycle.history.find(sandbox_id)
-            if rec is None or (namespace is not None and rec.get("namespace") != namespace):
-                raise NotFound(f"sandbox {sandbox_id!r} not found")
+        rec = self._finished(sandbox_id, namespace)
+        if rec is not None:
             return {"sandboxId": sandbox_id, "namespace": rec.get("namespace"), "poolName": rec.get("poolName"),
                     "podName": rec.get("podName"), "status": "Terminated"}
+        pod = await self._live_pod(sandbox_id, namespace)
+        if pod is None or pv.sandbox_phase(pod) == v.SandboxPhase.IDLE.value:
+            raise NotFound(f"sandbox {sandbox_id!r} not found")
         out = {"sandboxId": sandbox_id, "namespace": pv.namespace(pod), "poolName": pv.pool_name(pod),
                "podName": pv.name(pod), "status": "Stopping"}
         if pv.sandbox_phase(pod) == v.SandboxPhase.STOPPING.value:

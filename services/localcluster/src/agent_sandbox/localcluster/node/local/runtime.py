@@ -41,17 +41,20 @@ import pathlib
 import shutil
 import signal
 import subprocess
+import sys
 from typing import Any
 
 from agent_sandbox.common.logging import get_logger
 from agent_sandbox.common.vocabulary import ENVD_MOUNT_PATH, ENVD_PORT
+from agent_sandbox.localcluster.apiserver.podexec import ExecCall, ExecError
 from agent_sandbox.localcluster.node.container import Start
+from agent_sandbox.localcluster.node.execproc import run_exec
 from agent_sandbox.localcluster.node.images import image_id
 from agent_sandbox.localcluster.node.ipam import IpAllocator, port_is_free
 from agent_sandbox.localcluster.node.local.addresses import DEFAULT_DIRECTORY, AddressLeases
 from agent_sandbox.localcluster.node.local.cgroups import CgroupV1, Limits
 from agent_sandbox.localcluster.node.local.rootfs import ImageNotFound, Rootfs, load_image_map, resolve
-from agent_sandbox.localcluster.node.local.sandbox import SandboxSpec, build_argv, container_env
+from agent_sandbox.localcluster.node.local.sandbox import CAPABILITY_MASK, SandboxSpec, build_argv, container_env
 from agent_sandbox.localcluster.node.runtime import PodRecord, Runtime, RuntimeEvents
 from agent_sandbox.localcluster.node.settings import LocalSettings
 from agent_sandbox.localcluster.node.timers import TimerQueue
@@ -61,6 +64,7 @@ log = get_logger(__name__)
 ENTRYPOINT = "agent-sandbox-entrypoint.sh"
 DEFAULT_COMMAND = ["/bin/sh", f"{ENVD_MOUNT_PATH}/{ENTRYPOINT}"]
 STARTUP_TIMEOUT = 10.0
+ENTER = pathlib.Path(__file__).with_name("enter.py")
 PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -72,6 +76,10 @@ class Sandbox:
         self.proc: asyncio.subprocess.Process | None = None
         self.init_pid: int | None = None
         self.pid_ns: int | None = None
+        self.env: dict[str, str] = {}
+        self.workdir = "/"
+        self.cgroup_procs: list[pathlib.Path] = []
+        self._entry_pid: int | None = None
         self.task: asyncio.Task[None] | None = None
         self.stopper: asyncio.Task[None] | None = None
         self.stopping = False
@@ -86,6 +94,17 @@ class Sandbox:
                 if int(fields[1]) == self.init_pid:
                     return int(stat.parent.name)
         return None
+
+    def entry_pid(self) -> int | None:
+        """A process of the finished sandbox to enter through (exec): a child of bwrap's init.
+
+        Not the init itself: bwrap reports it while it is still building the sandbox (mounts,
+        ``pivot_root``), and it starts the command only once that is done.
+        """
+        if self._entry_pid is not None and _parent(self._entry_pid) == self.init_pid:
+            return self._entry_pid
+        self._entry_pid = self.command_pid()
+        return self._entry_pid
 
     def kill(self) -> None:
         for pid in (self.init_pid, self.proc.pid if self.proc else None):
@@ -222,12 +241,29 @@ class LocalRuntime(Runtime):
         self._sandboxes[sb.cid] = sb
         sb.task = asyncio.get_running_loop().create_task(self._run(pod, sb, action.image))
 
+    def _find(self, pod_uid: str, container: str) -> Sandbox | None:
+        return next((sb for sb in self._sandboxes.values() if sb.uid == pod_uid and sb.container == container), None)
+
     async def read_log(self, pod_uid: str, container: str) -> bytes:
         """The running container's output so far (stdout and stderr); empty once it has exited."""
-        for sb in list(self._sandboxes.values()):
-            if sb.uid == pod_uid and sb.container == container:
-                return await asyncio.to_thread(_read_log, sb.dir / "log")
-        return b""
+        sb = self._find(pod_uid, container)
+        return b"" if sb is None else await asyncio.to_thread(_read_log, sb.dir / "log")
+
+    async def exec(self, call: ExecCall) -> int:
+        """Run ``call``'s command inside the running container (see :mod:`.enter`); its exit code."""
+        sb = self._find(call.pod_uid, call.options.container)
+        if sb is None or sb.init_pid is None or sb.stopping:
+            raise ExecError(f'container "{call.options.container}" is not running on this node')
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STARTUP_TIMEOUT
+        while (target := await asyncio.to_thread(sb.entry_pid)) is None:
+            if loop.time() > deadline or sb.stopping:
+                raise ExecError(f'container "{call.options.container}" has no running process to exec into')
+            await asyncio.sleep(0.02)
+        argv = [sys.executable, "-I", "-S", str(ENTER), str(target), sb.workdir,
+                ":".join(str(p) for p in sb.cgroup_procs), f"{CAPABILITY_MASK:x}",
+                "1" if call.options.tty else "0", "--", *call.options.command]
+        return await run_exec(argv, call, env=sb.env, stop_signal=signal.SIGTERM)
 
     async def _run(self, pod: PodRecord, sb: Sandbox, image: str) -> None:
         try:
@@ -295,10 +331,11 @@ class LocalRuntime(Runtime):
         }, {"metadata.name": pod.name, "metadata.namespace": pod.namespace, "metadata.uid": pod.uid,
             "status.podIP": ip, "status.hostIP": pod.facts.host_ip, "spec.nodeName": pod.spec.get("nodeName", "")})
         command = [*(spec_c.get("command") or DEFAULT_COMMAND), *(spec_c.get("args") or [])]
+        sb.env, sb.workdir, sb.cgroup_procs = env, str(spec_c.get("workingDir") or "/"), procs
         spec = SandboxSpec(
             lower=rootfs.path, upper=sb.dir / "upper", work=sb.dir / "work", merged=sb.dir / "merged",
             bundle=self.bundle, mount_path=ENVD_MOUNT_PATH, hostname=pod.name, command=command, env=env,
-            workdir=str(spec_c.get("workingDir") or "/"), host_root=rootfs.is_host,
+            workdir=sb.workdir, host_root=rootfs.is_host,
             masked=(self.state_dir, *self._settings.masked_paths),
             cgroup_procs=tuple(procs),
         )
@@ -363,6 +400,13 @@ class LocalRuntime(Runtime):
             self._ipam.release(pod.uid)
             if ip:
                 self._leases.release(ip)
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _reaped(pid: int) -> bool:

@@ -24,11 +24,14 @@ from __future__ import annotations
 import pathlib
 from dataclasses import dataclass, field
 
-# Docker's default capabilities without MKNOD and NET_RAW (the network namespace is shared).
-CAPABILITIES = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID",
-    "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_SETFCAP", "CAP_AUDIT_WRITE",
-)
+# Docker's default capabilities without MKNOD and NET_RAW (the network namespace is shared), by bit number.
+CAPABILITY_BITS = {
+    "CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_FOWNER": 3, "CAP_FSETID": 4, "CAP_KILL": 5, "CAP_SETGID": 6,
+    "CAP_SETUID": 7, "CAP_SETPCAP": 8, "CAP_NET_BIND_SERVICE": 10, "CAP_SYS_CHROOT": 18, "CAP_SETFCAP": 31,
+    "CAP_AUDIT_WRITE": 29,
+}
+CAPABILITIES = tuple(CAPABILITY_BITS)
+CAPABILITY_MASK = sum(1 << bit for bit in CAPABILITY_BITS.values())
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # $1 lower, $2 upper, $3 work, $4 merged, $5 ':'-separated cgroup.procs files; then the bwrap argv.

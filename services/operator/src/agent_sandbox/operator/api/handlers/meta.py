@@ -23,8 +23,11 @@ async def whoami(call: Call) -> Reply:
 
 
 async def list_clusters(call: Call) -> Reply:
-    clusters = [Cluster(id=call.deps.local_cluster_id, name=call.deps.local_cluster_id, local=True)]
-    clusters += [c for c in call.deps.foreign_clusters if c.id != call.deps.local_cluster_id]
+    directory = call.deps.clusters
+    if directory is None:
+        clusters = [Cluster(id=call.deps.local_cluster_id, name=call.deps.local_cluster_id, local=True)]
+    else:
+        clusters = [Cluster.model_validate(c) for c in directory.listing()]
     return Reply(200, ClusterList(clusters=clusters))
 
 
