@@ -7,7 +7,7 @@ upstream) and extproc with each requested worker count. Load comes from `wrk`
 (Debian package): latency with one connection (what one request pays), throughput
 with many. Prints one JSON document.
 
-    uv run python bench/dataplane/run.py [--workers 1,2] [--upstream envoy|aiohttp] [--duration 5]
+    uv run python bench/dataplane/run.py [--workers 1,2] [--upstream envoy|aiohttp] [--duration 5] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -174,15 +174,29 @@ async def start_extproc(kubeconfig: Path, workers: int) -> tuple[asyncio.subproc
     raise RuntimeError("extproc not ready")
 
 
+async def _throughput(env: EnvoyProcess, pids: list[int], headers: dict[str, str], args: argparse.Namespace) -> dict:
+    """One wrk throughput run, with the CPU the given processes spent per request."""
+    cpu0 = cpu_seconds(pids)
+    tp = await wrk(env.url + "/", headers, threads=2, connections=args.connections, duration=args.duration)
+    tp["cpu_us_per_request"] = round((cpu_seconds(pids) - cpu0) / max(tp["rps"] * args.duration, 1) * 1e6, 1)
+    return tp
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
 async def measure_pair(base: EnvoyProcess, kubeconfig: Path, workers: int, headers: dict[str, str],
                        work: Path, args: argparse.Namespace) -> dict:
-    """Envoy alone, then Envoy + extproc with ``workers`` processes, back to back (the machine is shared)."""
+    """Envoy alone vs Envoy + extproc with ``workers`` processes.
+
+    The machine is shared, so its load drifts between runs: throughput alternates between
+    the two set-ups ``--rounds`` times (same wrk settings, same Envoy concurrency, same
+    upstream) and the ratio is taken of the medians.
+    """
     d = args.duration
-    base_lat = await wrk(base.url + "/", headers, threads=1, connections=1, duration=d)
-    base_pid = base.process.pid if base.process else 0
-    bcpu0 = cpu_seconds([base_pid])
-    base_tp = await wrk(base.url + "/", headers, threads=2, connections=args.connections, duration=d)
-    base_tp["envoy_cpu_us_per_request"] = round((cpu_seconds([base_pid]) - bcpu0) / max(base_tp["rps"] * d, 1) * 1e6, 1)
     proc, listen = await start_extproc(kubeconfig, workers)
     try:
         ports = EnvoyPorts(listen_port=free_port(), admin_port=free_port(), extproc_port=listen,
@@ -190,29 +204,36 @@ async def measure_pair(base: EnvoyProcess, kubeconfig: Path, workers: int, heade
                            extproc_streams_per_connection=args.streams_per_connection)
         async with EnvoyProcess(ports, work / f"ext{workers}", concurrency=args.envoy_concurrency) as env:
             await wrk(env.url + "/", headers, threads=1, connections=1, duration=1)  # warm-up
+            base_lat = await wrk(base.url + "/", headers, threads=1, connections=1, duration=d)
             lat = await wrk(env.url + "/", headers, threads=1, connections=1, duration=d)
-            pids = _tree(proc.pid)
+            base_pid = base.process.pid if base.process else 0
             envoy_pid = env.process.pid if env.process else 0
-            cpu0, ecpu0 = cpu_seconds(pids), cpu_seconds([envoy_pid])
-            tp = await wrk(env.url + "/", headers, threads=2, connections=args.connections, duration=d)
-            total = max(tp["rps"] * d, 1)
-            tp["extproc_cpu_us_per_request"] = round((cpu_seconds(pids) - cpu0) / total * 1e6, 1)
-            tp["envoy_cpu_us_per_request"] = round((cpu_seconds([envoy_pid]) - ecpu0) / total * 1e6, 1)
+            base_runs, ext_runs, extproc_cpu = [], [], []
+            for _ in range(args.rounds):
+                base_runs.append(await _throughput(base, [base_pid], headers, args))
+                extproc_pids = _tree(proc.pid)
+                cpu0 = cpu_seconds(extproc_pids)
+                ext_runs.append(await _throughput(env, [envoy_pid], headers, args))
+                extproc_cpu.append(round((cpu_seconds(extproc_pids) - cpu0)
+                                         / max(ext_runs[-1]["rps"] * d, 1) * 1e6, 1))
     finally:
         proc.terminate()
         await proc.wait()
+    base_rps = _median([r["rps"] for r in base_runs])
+    ext_rps = _median([r["rps"] for r in ext_runs])
     return {
         "extproc_workers": workers,
-        "envoy_alone": {"latency": base_lat, "throughput": base_tp},
-        "envoy_extproc": {"latency": lat, "throughput": tp},
+        "envoy_alone": {"latency": base_lat, "throughput_rps": [r["rps"] for r in base_runs]},
+        "envoy_extproc": {"latency": lat, "throughput_rps": [r["rps"] for r in ext_runs]},
         "added_p50_ms": round(lat["p50_ms"] - base_lat["p50_ms"], 3),
         "added_p99_ms": round(lat["p99_ms"] - base_lat["p99_ms"], 3),
-        "throughput_ratio": round(tp["rps"] / base_tp["rps"], 3),
+        "throughput_ratio": round(ext_rps / base_rps, 3),
+        "round_ratios": [round(e["rps"] / b["rps"], 3) for b, e in zip(base_runs, ext_runs, strict=True)],
         # Load-independent view on a shared machine: data-plane CPU per request, with and without.
         "dataplane_cpu_us_per_request": {
-            "envoy_alone": base_tp["envoy_cpu_us_per_request"],
-            "envoy_with_extproc": tp["envoy_cpu_us_per_request"],
-            "extproc": tp["extproc_cpu_us_per_request"],
+            "envoy_alone": _median([r["cpu_us_per_request"] for r in base_runs]),
+            "envoy_with_extproc": _median([r["cpu_us_per_request"] for r in ext_runs]),
+            "extproc": _median(extproc_cpu),
         },
     }
 
@@ -222,6 +243,7 @@ async def main() -> None:
     ap.add_argument("--workers", default="1,2", help="comma-separated extproc worker counts")
     ap.add_argument("--upstream", choices=("envoy", "aiohttp"), default="envoy")
     ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating throughput runs per set-up (median taken)")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--envoy-concurrency", type=int, default=1)
     ap.add_argument("--streams-per-connection", type=int, default=EnvoyPorts().extproc_streams_per_connection,
@@ -231,7 +253,8 @@ async def main() -> None:
     if not shutil.which("wrk"):
         sys.exit("wrk is required (Debian package 'wrk')")
     work = Path(tempfile.mkdtemp(prefix="bench-dataplane-"))
-    results: dict = {"upstream": args.upstream, "duration_s": args.duration, "connections": args.connections,
+    results: dict = {"upstream": args.upstream, "duration_s": args.duration, "rounds": args.rounds,
+                     "connections": args.connections,
                      "envoy_concurrency": args.envoy_concurrency, "cpus": os.cpu_count(), "runs": []}
     up_port = free_port()
     up_envoy = None

@@ -31,7 +31,7 @@ async def test_push_route_routes_before_the_watch_sees_the_claim(stack: Stack) -
         assert last is not None and sid in last
         assert abs(time.time() - _epoch(last[sid])) < 30
         assert await cp.evict_route(sid)
-        assert (await stack.get("/", headers))[0] == 404
+        assert await stack.get("/", headers) == (502, {"error": "sandbox is not in a healthy state"})
 
 
 async def test_pushed_route_never_overrides_another_tenant(stack: Stack) -> None:

@@ -52,9 +52,9 @@ async def test_documented_errors(stack: Stack) -> None:
     await stack.pods.create(ip=a.ip, phase="starting", sandbox_id=idle)
     await stack.pods.create(ip=a.ip, phase="stopping", sandbox_id=stopping)
     await stack.pods.create(ip=a.ip, phase="failed", sandbox_id=failed)
-    await wait_for(lambda: routable(stack, stopping, a.port))  # stopping still routes (draining)
-    status, body = await stack.get("/", {"x-sandbox-id": failed, "x-sandbox-port": str(a.port)})
-    assert (status, body) == (502, {"error": "sandbox is not in a healthy state"})
+    for sid in (failed, stopping):  # a stopping sandbox was killed: not routable any more
+        status, body = await wait_for(lambda sid=sid: _known(stack, sid, a.port))
+        assert (status, body) == (502, {"error": "sandbox is not in a healthy state"})
     status, body = await stack.get("/", {"x-sandbox-id": idle, "x-sandbox-port": str(a.port)})
     assert (status, body) == (502, {"error": "sandbox is not in a healthy state"})
     status, body = await stack.get("/", {"E2b-Sandbox-Id": failed})
@@ -67,6 +67,12 @@ async def test_documented_errors(stack: Stack) -> None:
         assert status == 400 and body["error"], headers
     status, body = await stack.get("/no/target/here")
     assert status == 400 and "E2b-Sandbox-Id" in body["error"]
+
+
+async def _known(stack: Stack, sid: str, port: int) -> tuple[int, dict | str] | None:
+    """The answer once the watch has delivered the pod (404 until then)."""
+    status, body = await stack.get("/", {"x-sandbox-id": sid, "x-sandbox-port": str(port)})
+    return None if status == 404 else (status, body)
 
 
 async def test_pod_without_ip_is_not_routable(stack: Stack) -> None:

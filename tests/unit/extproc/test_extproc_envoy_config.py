@@ -46,11 +46,18 @@ def test_contract_settings() -> None:
     assert {v for k, v in ext["processing_mode"].items() if k != "request_header_mode"} <= {"SKIP", "NONE"}
     routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
     assert [r["route"]["cluster"] for r in routes] == [
-        "cross_cluster_gateway_tls", "cross_cluster_gateway_plain", "original_dst_cluster"]
+        "cross_cluster_gateway_tls", "cross_cluster_gateway_plain", "original_dst_cluster", "original_dst_cluster"]
     assert all(r["route"]["timeout"] == "3600s" and r["route"]["idle_timeout"] == "3600s" for r in routes)
-    # A dead pooled connection to a recycled sandbox is retried once, never after a response began.
-    assert routes[-1]["route"]["retry_policy"] == {"retry_on": "reset,connect-failure", "num_retries": 1}
-    assert all("retry_policy" not in r["route"] for r in routes[:-1])
+    # A dead pooled connection to a recycled sandbox is retried once, but only for safe methods:
+    # a reset after the request was written may mean the application received it.
+    safe, other = routes[-2:]
+    assert safe["match"]["headers"] == [
+        {"name": ":method", "string_match": {"safe_regex": {"regex": "GET|HEAD|OPTIONS"}}}]
+    assert safe["route"]["retry_policy"] == {"retry_on": "reset,connect-failure", "num_retries": 1}
+    assert other["match"] == {"prefix": "/"}
+    assert other["route"]["retry_policy"] == {
+        "retry_on": "connect-failure,refused-stream,reset-before-request", "num_retries": 1}
+    assert all("retry_policy" not in r["route"] for r in routes[:-2])
     clusters = {c["name"]: c for c in cfg["static_resources"]["clusters"]}
     options = clusters["original_dst_cluster"]["typed_extension_protocol_options"]
     assert options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["common_http_protocol_options"] == {

@@ -12,15 +12,13 @@ def pod(name: str, sid: str | None, phase: str = "running", ip: str | None = "10
     return PodView("ns", name, ip, phase, sid, running=True)
 
 
-def test_routable_only_when_running_or_stopping_with_ip_and_matching_id() -> None:
+def test_routable_only_when_running_with_ip_and_matching_id() -> None:
     t = RouteTable()
     t.upsert_pod(pod("p1", A))
     assert t.resolve(A, 0) == (Resolution.ROUTABLE, "10.0.0.1")
-    for phase in ("idle", "starting", "failed"):
+    for phase in ("idle", "starting", "stopping", "failed"):
         t.upsert_pod(pod("p1", A, phase))
         assert t.resolve(A, 0) == (Resolution.UNHEALTHY, None)
-    t.upsert_pod(pod("p1", A, "stopping"))
-    assert t.resolve(A, 0)[0] is Resolution.ROUTABLE
     t.upsert_pod(pod("p1", A, ip=None))
     assert t.resolve(A, 0)[0] is Resolution.UNHEALTHY
     assert t.resolve(B, 0) == (Resolution.UNKNOWN, None)
@@ -60,6 +58,39 @@ def test_push_for_a_pod_of_another_tenant_is_refused_and_push_expires() -> None:
     t.push(A, "ns", "p2", now=0)
     assert t.resolve(A, 11)[0] is Resolution.UNKNOWN
     assert t.gc(11) == 1 and t.pushed_count() == 0
+
+
+def test_evict_refuses_at_once_even_while_the_watch_still_shows_running() -> None:
+    t = RouteTable(stopped_ttl=100)
+    t.upsert_pod(pod("p1", A))
+    t.evict(A, now=0)
+    assert t.resolve(A, 1) == (Resolution.UNHEALTHY, None)
+    assert not t.is_running(A)
+    t.upsert_pod(pod("p1", A))  # a lagging watch event from before the release
+    assert t.resolve(A, 2)[0] is Resolution.UNHEALTHY
+    t.upsert_pod(pod("p1", A, "stopping"))  # the watch caught up: the mark is no longer needed
+    assert t.stopped_count() == 0 and t.resolve(A, 3)[0] is Resolution.UNHEALTHY
+
+
+def test_evict_before_the_watch_saw_the_claim_outlives_the_push() -> None:
+    t = RouteTable(push_ttl=10, stopped_ttl=100)
+    t.upsert_pod(pod("p1", None, "idle"))
+    t.push(A, "ns", "p1", now=0)
+    t.evict(A, now=1)
+    t.upsert_pod(pod("p1", A))  # the claim arrives through the watch after the kill
+    assert t.resolve(A, 2)[0] is Resolution.UNHEALTHY
+    assert t.gc(50) == 0 and t.resolve(A, 50)[0] is Resolution.UNHEALTHY
+    assert t.gc(101) == 1 and t.stopped_count() == 0
+
+
+def test_stopped_marks_are_bounded_and_skip_ids_the_watch_already_refuses() -> None:
+    t = RouteTable(max_pushed=3)
+    t.upsert_pod(pod("p1", A, "stopping"))
+    t.evict(A, now=0)
+    assert t.stopped_count() == 0
+    for i in range(10):
+        t.evict(f"c1-{i:026d}", now=0)
+    assert t.stopped_count() == 3
 
 
 def test_pushed_routes_are_bounded() -> None:

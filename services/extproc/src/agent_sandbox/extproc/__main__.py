@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
 from .cli import register
@@ -13,10 +12,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agent-sandbox")
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["extproc", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return asyncio.run(args.func(args))
-    except KeyboardInterrupt:
-        return 130
+    return int(args.func(args))
 
 
 if __name__ == "__main__":

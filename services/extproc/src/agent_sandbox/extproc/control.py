@@ -49,7 +49,7 @@ class LocalBackend:
         self.routes.push(sandbox_id, namespace, pod_name, time.time())
 
     async def evict_route(self, sandbox_id: str) -> None:
-        self.routes.evict(sandbox_id)
+        self.routes.evict(sandbox_id, time.time())
 
     async def last_active(self) -> dict[str, str]:
         return self.activity.snapshot()

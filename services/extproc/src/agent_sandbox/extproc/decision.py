@@ -47,6 +47,8 @@ class Route:
     dst: str
     #: Rewritten ``:path`` or ``None`` to keep it.
     path: str | None
+    #: The pod IP the route was resolved to (what :meth:`Decider.still_routes` re-checks).
+    ip: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +133,23 @@ class Decider:
             ):
                 return BAD_TOKEN
         self.activity.touch(sid, now)
-        return Route(sid, format_hostport(ip, target.port), target.path)
+        return Route(sid, format_hostport(ip, target.port), target.path, ip)
+
+    @property
+    def routes_are_reusable(self) -> bool:
+        """Whether a :class:`Route` may be reused for the same request headers after
+        :meth:`still_routes` re-checked it: true unless the API-key check (keys expire) is on.
+        Everything else a route depends on is in the headers or re-checked."""
+        return self.policy.keys is None
+
+    def still_routes(self, route: Route, now: float) -> bool:
+        """Re-check a route decided earlier for identical headers: the sandbox must still resolve
+        to the same pod IP. Counts as activity, like a fresh decision."""
+        resolution, ip = self.routes.resolve(route.sandbox_id, now)
+        if resolution is not Resolution.ROUTABLE or ip != route.ip:
+            return False
+        self.activity.touch(route.sandbox_id, now)
+        return True
 
     def _forward(self, target: Target, cluster: str, headers: dict[str, str]) -> Decision:
         gateway = self.gateways.get(cluster)

@@ -6,13 +6,14 @@ our routing decision, and made extproc the data plane's bottleneck. Envoy's
 ExtProc traffic is narrow: one long-lived h2c connection per Envoy worker, one
 short stream per HTTP request carrying one message each way. This protocol
 parses frames in ``data_received`` and answers synchronously, with no task,
-future or coroutine per request; response header blocks are constant bytes.
+future or coroutine per request; response header blocks are constant bytes, and
+the answers to everything one read delivered leave in a single write.
 
 What it implements of RFC 9113 / gRPC-over-HTTP/2: the connection preface,
 SETTINGS (+ACK), PING (+ACK), WINDOW_UPDATE, RST_STREAM, GOAWAY, HEADERS with
 CONTINUATION, padding and priority, DATA; HPACK decoding of every header block
 (the ``hpack`` library; the dynamic table must stay in sync) and stateless
-HPACK encoding (literals without indexing). Flow control: we grant Envoy a
+HPACK encoding (static-table references and literals without indexing). Flow control: we grant Envoy a
 large connection window and replenish it; our own sends honour the connection
 window Envoy grants (queued when exhausted). Each response is a few hundred
 bytes, far below any stream's initial window. Only
@@ -78,7 +79,11 @@ def _hpack_int(n: int) -> bytes:
     return bytes(out)
 
 
-RESPONSE_HEADERS = _literal(b":status", b"200") + _literal(b"content-type", b"application/grpc")
+#: ``:status: 200`` is static-table entry 8 (one byte); ``content-type`` reuses static entry 31's
+#: name (literal without indexing): Envoy decodes them without parsing or validating names.
+STATUS_200 = b"\x88"
+CONTENT_TYPE_GRPC = b"\x0f\x10" + _hpack_int(len(b"application/grpc")) + b"application/grpc"
+RESPONSE_HEADERS = STATUS_200 + CONTENT_TYPE_GRPC
 TRAILERS_OK = _literal(b"grpc-status", b"0")
 UNIMPLEMENTED = RESPONSE_HEADERS + _literal(b"grpc-status", b"12") + _literal(b"grpc-message", b"unknown method")
 UNAUTHENTICATED = RESPONSE_HEADERS + _literal(b"grpc-status", b"16") + _literal(
@@ -125,6 +130,8 @@ class ExtProcProtocol(asyncio.Protocol):
         self.send_window = DEFAULT_SEND_WINDOW
         #: Writes waiting for Envoy to grant connection window: (bytes, flow-controlled size).
         self.pending: list[tuple[bytes, int]] = []
+        #: Frames produced while handling one read, sent as one write when it is done.
+        self.out: list[bytes] | None = None
         self.closed = False
 
     # ---- connection lifecycle -----------------------------------------------------------------
@@ -151,13 +158,35 @@ class ExtProcProtocol(asyncio.Protocol):
 
     def _fail(self, reason: str) -> None:
         log.warning("closing ExtProc connection", reason=reason)
+        self._flush_out()
         if self.transport is not None:
             self.transport.write(frame(GOAWAY, 0, 0, struct.pack(">II", 0, PROTOCOL_ERROR)))
             self.transport.close()
         self.closed = True
 
+    # ---- output batching ----------------------------------------------------------------------
+    def _write(self, data: bytes) -> None:
+        if self.out is not None:
+            self.out.append(data)
+        elif self.transport is not None:
+            self.transport.write(data)
+
+    def _flush_out(self) -> None:
+        out, self.out = self.out, None
+        if out and self.transport is not None and not self.closed:
+            self.transport.write(b"".join(out))
+
     # ---- frame parsing ------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
+        # Envoy packs frames of many streams into one read; their answers leave in one write
+        # (one send syscall instead of one per request).
+        self.out = []
+        try:
+            self._parse(data)
+        finally:
+            self._flush_out()
+
+    def _parse(self, data: bytes) -> None:
         buf = self.buf
         buf += data
         pos = 0
@@ -209,7 +238,7 @@ class ExtProcProtocol(asyncio.Protocol):
                 self._settings(payload)
         elif kind == PING:
             if not flags & ACK and self.transport is not None:
-                self.transport.write(frame(PING, ACK, 0, payload))
+                self._write(frame(PING, ACK, 0, payload))
         elif kind == WINDOW_UPDATE:
             if sid == 0 and len(payload) == 4:
                 self.send_window += int.from_bytes(payload, "big") & 0x7FFFFFFF
@@ -217,6 +246,7 @@ class ExtProcProtocol(asyncio.Protocol):
         elif kind == RST_STREAM:
             self.streams.pop(sid, None)
         elif kind == GOAWAY:
+            self._flush_out()
             if self.transport is not None:
                 self.transport.close()
         elif kind == PUSH_PROMISE:
@@ -230,7 +260,7 @@ class ExtProcProtocol(asyncio.Protocol):
                 self._fail("invalid SETTINGS_MAX_FRAME_SIZE")
                 return
         if self.transport is not None:
-            self.transport.write(frame(SETTINGS, ACK, 0))
+            self._write(frame(SETTINGS, ACK, 0))
 
     def _headers(self, flags: int, sid: int, payload: bytes) -> None:
         start, stop = 0, len(payload)
@@ -246,7 +276,7 @@ class ExtProcProtocol(asyncio.Protocol):
                 if flags & END_HEADERS:
                     self._decode(payload[start:stop])
                 if self.transport is not None:
-                    self.transport.write(frame(RST_STREAM, 0, sid, struct.pack(">I", REFUSED_STREAM)))
+                    self._write(frame(RST_STREAM, 0, sid, struct.pack(">I", REFUSED_STREAM)))
                 return
             stream = self.streams[sid] = _Stream()
         stream.end_stream = bool(flags & END_STREAM)
@@ -309,12 +339,12 @@ class ExtProcProtocol(asyncio.Protocol):
     def _reject(self, sid: int, answer: bytes) -> None:
         self.streams.pop(sid, None)
         if self.transport is not None:
-            self.transport.write(frame(HEADERS, END_HEADERS | END_STREAM, sid, answer))
+            self._write(frame(HEADERS, END_HEADERS | END_STREAM, sid, answer))
 
     def _data(self, flags: int, sid: int, payload: bytes) -> None:
         self.received += len(payload) + 9
         if self.received >= CONNECTION_WINDOW // 2 and self.transport is not None:
-            self.transport.write(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", self.received)))
+            self._write(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", self.received)))
             self.received = 0
         stream = self.streams.get(sid)
         if stream is None:
@@ -392,13 +422,13 @@ class ExtProcProtocol(asyncio.Protocol):
             self.pending.append((data, flow_controlled))
             return
         self.send_window -= flow_controlled
-        self.transport.write(data)
+        self._write(data)
 
     def _flush_pending(self) -> None:
         while self.pending and self.pending[0][1] <= self.send_window and self.transport is not None:
             data, size = self.pending.pop(0)
             self.send_window -= size
-            self.transport.write(data)
+            self._write(data)
 
 
 async def start_server(

@@ -8,8 +8,13 @@ headers) or an immediate JSON error; the transport (:mod:`.h2grpc`) then ends
 the stream: Envoy treats a clean server close as "processing complete", so the
 stream does not stay open for the life of a long download or WebSocket.
 
-Hot path: one pass over the header list, the pure :class:`Decider`, a few
-protobuf constructors. No Kubernetes call, no lock, no log line per request.
+Hot path: one pass over the header list, the pure :class:`Decider`, and an
+answer encoded by :mod:`.wire` (cached per destination). No Kubernetes call, no
+lock, no log line per request. Envoy sends byte-identical messages for identical
+request headers (a client polling one sandbox, an SDK calling the same RPC), so a
+bounded map from message bytes to the route and its encoded answer skips the
+parsing and encoding; the route is re-checked against the live route table on
+every use, so an evicted or moved sandbox is never served from it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from agent_sandbox.common.vocabulary import HEADER_UPSTREAM_DST, INTERNAL_HEADER
 from . import metrics
 from .decision import INTERNAL, Decider, Forward, Outcome, Reject, Route, error_body, forward_target_headers
 from .resolver import ResolveError, Resolver, format_hostport
+from .wire import headers_response, route_to
 
 log = get_logger(__name__)
 
@@ -39,28 +45,16 @@ _JSON = [HeaderValueOption(header=HeaderValue(key="content-type", raw_value=b"ap
 _EMPTY_BYTES = ep.ProcessingResponse().SerializeToString()
 
 
-def _set(key: str, value: str) -> HeaderValueOption:
-    return HeaderValueOption(header=HeaderValue(key=key, raw_value=value.encode()), append_action=OVERWRITE)
-
-
-def immediate(status: int, body: bytes) -> ep.ProcessingResponse:
+def immediate(status: int, body: bytes) -> bytes:
     return ep.ProcessingResponse(
         immediate_response=ep.ImmediateResponse(
             status=HttpStatus(code=status), headers=ep.HeaderMutation(set_headers=_JSON), body=body
         )
-    )
+    ).SerializeToString()
 
 
-def _headers_response(set_headers: list[HeaderValueOption], removed: list[str],
-                      clear_route_cache: bool) -> ep.ProcessingResponse:
-    return ep.ProcessingResponse(
-        request_headers=ep.HeadersResponse(
-            response=ep.CommonResponse(
-                header_mutation=ep.HeaderMutation(set_headers=set_headers, remove_headers=removed),
-                clear_route_cache=clear_route_cache,
-            )
-        )
-    )
+#: Distinct routed request messages whose answers are kept (FIFO beyond this).
+ROUTED_CACHE_SIZE = 4096
 
 
 class ExtProcHandler:
@@ -69,6 +63,8 @@ class ExtProcHandler:
     def __init__(self, decider: Decider, resolver: Resolver) -> None:
         self.decider = decider
         self.resolver = resolver
+        #: Request message bytes -> (route decided for them, its encoded answer).
+        self._routed: dict[bytes, tuple[Route, bytes]] = {}
 
     def handle(self, message: bytes) -> tuple[bytes, bool] | Awaitable[tuple[bytes, bool]]:
         """``(response, final)``; ``final`` means the stream is done (request headers answered).
@@ -76,10 +72,15 @@ class ExtProcHandler:
         Synchronous for everything but a cross-cluster request whose gateway address is not
         cached yet, which returns an awaitable (DNS).
         """
+        started = time.perf_counter()
+        hit = self._routed.get(message)
+        if hit is not None:
+            if self.decider.still_routes(hit[0], time.time()):
+                return _done(hit[1], Outcome.ROUTED, started), True
+            del self._routed[message]
         request = ep.ProcessingRequest.FromString(message)
         if not request.HasField("request_headers"):
             return _EMPTY_BYTES, False
-        started = time.perf_counter()
         headers, internal = _header_dict(request.request_headers.headers.headers)
         try:
             decision = self.decider.decide(headers, time.time())
@@ -90,10 +91,17 @@ class ExtProcHandler:
                 response, outcome = _forward_response(decision, internal, cached), Outcome.FORWARDED
             else:
                 response, outcome = _decision_response(decision, internal)
+                if isinstance(decision, Route) and self.decider.routes_are_reusable:
+                    self._remember(message, decision, response)
         except Exception:
             log.exception("extproc decision failed")
             response, outcome = _reject(INTERNAL), Outcome.ERROR
         return _done(response, outcome, started), True
+
+    def _remember(self, message: bytes, route: Route, response: bytes) -> None:
+        if len(self._routed) >= ROUTED_CACHE_SIZE:
+            del self._routed[next(iter(self._routed))]
+        self._routed[message] = (route, response)
 
     async def _forward_async(self, fwd: Forward, internal: list[str], started: float) -> tuple[bytes, bool]:
         try:
@@ -117,40 +125,41 @@ def _header_dict(header_list: Iterable[HeaderValue]) -> tuple[dict[str, str], li
     return headers, internal
 
 
-def _done(response: ep.ProcessingResponse, outcome: Outcome, started: float) -> bytes:
-    data = response.SerializeToString()
+def _done(response: bytes, outcome: Outcome, started: float) -> bytes:
     metrics.REQUESTS_BY_OUTCOME[outcome].inc()
     metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
-    return data
+    return response
 
 
-def _decision_response(decision: Route | Reject, internal: list[str]) -> tuple[ep.ProcessingResponse, Outcome]:
+def _decision_response(decision: Route | Reject, internal: list[str]) -> tuple[bytes, Outcome]:
     if isinstance(decision, Reject):
         return _reject(decision), decision.outcome
-    set_headers = [_set(HEADER_UPSTREAM_DST, decision.dst)]
+    if decision.path is None and not internal:
+        return route_to(decision.dst), Outcome.ROUTED
+    set_headers = [(HEADER_UPSTREAM_DST, decision.dst)]
     if decision.path is not None:
-        set_headers.append(_set(":path", decision.path))
+        set_headers.append((":path", decision.path))
     removed = [k for k in internal if k != HEADER_UPSTREAM_DST]
     # A client-supplied internal header may have matched a route before we removed it: re-route.
-    return _headers_response(set_headers, removed, bool(internal)), Outcome.ROUTED
+    return headers_response(set_headers, removed, bool(internal)), Outcome.ROUTED
 
 
-def _reject(reject: Reject) -> ep.ProcessingResponse:
+def _reject(reject: Reject) -> bytes:
     return immediate(reject.status, reject.body)
 
 
-def _forward_response(fwd: Forward, internal: list[str], ip: str) -> ep.ProcessingResponse:
+def _forward_response(fwd: Forward, internal: list[str], ip: str) -> bytes:
     gw = fwd.gateway
     set_headers = [
-        _set(":authority", gw.authority),
-        _set(":path", fwd.path),
-        _set(HEADER_UPSTREAM_HOST, format_hostport(ip, gw.port)),
-        _set(HEADER_CROSS_CLUSTER, "true"),
-        _set(HEADER_CLUSTER_SCHEME, gw.scheme),
-        _set("x-forwarded-proto", gw.scheme),
+        (":authority", gw.authority),
+        (":path", fwd.path),
+        (HEADER_UPSTREAM_HOST, format_hostport(ip, gw.port)),
+        (HEADER_CROSS_CLUSTER, "true"),
+        (HEADER_CLUSTER_SCHEME, gw.scheme),
+        ("x-forwarded-proto", gw.scheme),
+        *gw.headers,
+        *forward_target_headers(fwd.target),
     ]
-    set_headers.extend(_set(k, v) for k, v in gw.headers)
-    set_headers.extend(_set(k, v) for k, v in forward_target_headers(fwd.target))
     ours = {HEADER_UPSTREAM_HOST, HEADER_CROSS_CLUSTER, HEADER_CLUSTER_SCHEME}
     removed = [k for k in internal if k not in ours]
-    return _headers_response(set_headers, removed, True)
+    return headers_response(set_headers, removed, True)

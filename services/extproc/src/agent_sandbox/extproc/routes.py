@@ -8,6 +8,15 @@ lags) and the watch has not yet confirmed it, and only until its TTL runs out.
 A pod whose sandbox-id label names another sandbox is never routed for the old
 id, so a recycled pod's next tenant never receives an earlier tenant's traffic.
 
+Only a ``running`` sandbox is routable: E2B clients expect a killed sandbox to be
+gone at once (e2b-contract.md §3.1), not to keep answering while its pod swaps
+back to idle. Whichever source learns of the stop first wins: the watch showing
+the phase label leave ``running``, or ``EvictRoute``, which marks the id
+*stopped* even while the watch still shows it running (the watch lags the
+operator's release write). Sandbox ids are never reused, so a stopped mark can
+only ever hide a dead sandbox; it is dropped once the watch has caught up, or
+after a long TTL for ids the watch never showed, and the marks are bounded.
+
 Pure data structure, no I/O; the request path does two dict look-ups.
 """
 
@@ -27,9 +36,12 @@ from agent_sandbox.common.vocabulary import (
 )
 
 PodKey = tuple[str, str]
-ROUTABLE_PHASES = frozenset({SandboxPhase.RUNNING.value, SandboxPhase.STOPPING.value})
+ROUTABLE_PHASES = frozenset({SandboxPhase.RUNNING.value})
 DEFAULT_PUSH_TTL = 60.0
 DEFAULT_MAX_PUSHED = 65536
+#: How long an evicted id stays marked stopped when the watch never shows it leaving
+#: ``running`` (it never saw the claim, or it is disconnected): far beyond any watch lag.
+DEFAULT_STOPPED_TTL = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +112,16 @@ class _Pushed:
 
 
 class RouteTable:
-    def __init__(self, *, push_ttl: float = DEFAULT_PUSH_TTL, max_pushed: int = DEFAULT_MAX_PUSHED) -> None:
+    def __init__(self, *, push_ttl: float = DEFAULT_PUSH_TTL, max_pushed: int = DEFAULT_MAX_PUSHED,
+                 stopped_ttl: float = DEFAULT_STOPPED_TTL) -> None:
         self.push_ttl = push_ttl
         self.max_pushed = max_pushed
+        self.stopped_ttl = stopped_ttl
         self._pods: dict[PodKey, PodView] = {}
         self._by_id: dict[str, PodKey] = {}
         self._pushed: dict[str, _Pushed] = {}
+        #: Evicted sandbox ids -> when the mark may be forgotten (insertion order = age).
+        self._stopped: dict[str, float] = {}
 
     # ---- watch side -------------------------------------------------------------------------
     def upsert_pod(self, view: PodView) -> None:
@@ -121,6 +137,9 @@ class RouteTable:
             pushed = self._pushed.get(sid)
             if pushed is not None and pushed.key == key:
                 pushed.confirmed = True
+            if view.phase not in ROUTABLE_PHASES:
+                # The watch has caught up with the eviction: the phase alone now refuses the id.
+                self._stopped.pop(sid, None)
 
     def delete_pod(self, namespace: str, name: str) -> None:
         key = (namespace, name)
@@ -153,22 +172,40 @@ class RouteTable:
         confirmed = pod is not None and pod.sandbox_id == sandbox_id
         self._pushed[sandbox_id] = _Pushed(key, now + self.push_ttl, confirmed)
 
-    def evict(self, sandbox_id: str) -> None:
+    def evict(self, sandbox_id: str, now: float) -> None:
+        """The sandbox stopped: refuse it from now on, whatever the watch still shows."""
         self._pushed.pop(sandbox_id, None)
+        key = self._by_id.get(sandbox_id)
+        if key is not None and self._pods[key].phase not in ROUTABLE_PHASES:
+            return  # the watch already refuses it
+        self._stopped.pop(sandbox_id, None)
+        if len(self._stopped) >= self.max_pushed:
+            self.gc(now)
+            while len(self._stopped) >= self.max_pushed:
+                del self._stopped[next(iter(self._stopped))]
+        self._stopped[sandbox_id] = now + self.stopped_ttl
 
     def gc(self, now: float) -> int:
-        """Drop expired pushed routes; returns how many were dropped."""
+        """Drop expired pushed routes and stopped marks; returns how many were dropped."""
         expired = [sid for sid, p in self._pushed.items() if p.expires_at <= now]
         for sid in expired:
             del self._pushed[sid]
-        return len(expired)
+        forgotten = [sid for sid, until in self._stopped.items() if until <= now]
+        for sid in forgotten:
+            del self._stopped[sid]
+        return len(expired) + len(forgotten)
 
     def pushed_count(self) -> int:
         return len(self._pushed)
 
+    def stopped_count(self) -> int:
+        return len(self._stopped)
+
     # ---- request side -----------------------------------------------------------------------
     def resolve(self, sandbox_id: str, now: float) -> tuple[Resolution, str | None]:
         """Whether ``sandbox_id`` is routable now, and the pod IP if so."""
+        if sandbox_id in self._stopped:
+            return Resolution.UNHEALTHY, None
         pushed = self._pushed.get(sandbox_id)
         if pushed is not None and pushed.expires_at > now:
             pod = self._pods.get(pushed.key)
@@ -185,6 +222,8 @@ class RouteTable:
 
     def is_running(self, sandbox_id: str) -> bool:
         """True while a pod carries ``sandbox_id`` in a routable phase (activity GC)."""
+        if sandbox_id in self._stopped:
+            return False
         key = self._by_id.get(sandbox_id)
         if key is None:
             pushed = self._pushed.get(sandbox_id)

@@ -2,7 +2,7 @@
 
 Reads its configuration as one JSON line on stdin, prints ``ready`` on stdout
 once its caches have synced, and stops when stdin closes (the supervisor went
-away) or on SIGTERM.
+away) or on SIGTERM. Runs on uvloop, like ``python -m agent_sandbox.extproc``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import signal
 import sys
 
 import orjson
+import uvloop
 
 from agent_sandbox.common.logging import configure_logging, get_logger
 from agent_sandbox.common.settings import load_settings
@@ -52,7 +53,7 @@ async def _main() -> int:
 
 def main() -> int:
     configure_logging()
-    return asyncio.run(_main())
+    return uvloop.run(_main())
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 ``--workers N`` starts N worker processes that all bind the ExtProc port with
 SO_REUSEPORT; the kernel spreads Envoy's HTTP/2 connections across them (Envoy
 opens more connections under load because the config caps streams per
-connection). Useful where cores are spare: on a 2-core machine shared with Envoy
-and the load generator, one worker measured best (bench/dataplane). Each worker keeps its own
+connection). On a 2-core machine shared with Envoy and the load generator, two
+workers measured slightly ahead of one (bench/dataplane: throughput ratio 0.55 vs
+0.48, within the noise of a shared machine). Each worker keeps its own
 route table, fed by its own watches, so no request ever crosses a process
 boundary. This supervisor owns what must exist once: the public control-plane
 port (its backend fans PushRoute/EvictRoute out to every worker and merges
