@@ -13,7 +13,6 @@ the SDK builds them on that one URL without the sandbox id, so no shared data pl
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import sys
@@ -27,8 +26,6 @@ import itertools
 import envd_sdk_driver as envd
 from e2b import AsyncSandbox, Sandbox
 
-#: A killed sandbox may answer for the moment its pod takes to stop (phase ``stopping`` is still routed).
-STOPPED_WITHIN_S = 15.0
 STREAM_SECONDS = int(os.environ.get("STACK_STREAM_SECONDS", "120"))
 
 
@@ -50,24 +47,6 @@ def error_name(fn, *args, **kwargs) -> str | None:  # type: ignore[no-untyped-de
     except Exception as exc:
         return type(exc).__name__
     return f"returned {result!r}"
-
-
-def settle(is_running) -> tuple[bool, list[str]]:  # type: ignore[no-untyped-def]
-    """Poll ``is_running`` until False (≤ STOPPED_WITHIN_S); (last answer, errors seen meanwhile).
-
-    Right after a kill the pod is ``stopping`` and still routed, so a probe may reach a dying envd.
-    """
-    errors: list[str] = []
-    deadline = time.monotonic() + STOPPED_WITHIN_S
-    while True:
-        try:
-            running = is_running()
-        except Exception as exc:
-            errors.append(type(exc).__name__)
-            running = True
-        if not running or time.monotonic() > deadline:
-            return running, errors
-        time.sleep(0.1)
 
 
 def listed_ids() -> list[str]:
@@ -117,9 +96,8 @@ def lifecycle() -> dict:
         out["connect"] = type(exc).__name__
     out["is_running"] = sbx.is_running()
     out["kill"] = sbx.kill()
-    killed = time.monotonic()
-    out["is_running_after"], out["errors_while_stopping"] = settle(sbx.is_running)
-    out["stopped_after_s"] = round(time.monotonic() - killed, 2)
+    # No window: the data plane refuses a killed sandbox before the kill returns.
+    out["is_running_after"] = sbx.is_running()
     out["kill_again"] = Sandbox.kill(sid)
     out["listed_after"] = sid in listed_ids()
     out["run_after_kill"] = error_name(sbx.commands.run, "true")
@@ -152,14 +130,7 @@ async def async_lifecycle() -> dict:
     out = {"run": (await sbx.commands.run("echo async-stack")).stdout.strip()}
     out["listed"] = sid in [s.sandbox_id for s in await AsyncSandbox.list().next_items()]
     out["kill"] = await sbx.kill()
-    running = True
-    for _ in range(int(STOPPED_WITHIN_S / 0.1)):  # as settle(), on the async client
-        with contextlib.suppress(Exception):
-            running = await sbx.is_running()
-        if not running:
-            break
-        await asyncio.sleep(0.1)
-    out["is_running_after"] = running
+    out["is_running_after"] = await sbx.is_running()
     return out
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from agent_sandbox.common import vocabulary as v
 from agent_sandbox.common.logging import get_logger
 from agent_sandbox.operator import podview as pv
+from agent_sandbox.operator.dataplane import DataPlane
 from agent_sandbox.operator.kube.client import KubeClient, KubeError, pods_path
 from agent_sandbox.operator.lifecycle import inplace
 from agent_sandbox.operator.lifecycle.history import HistoryStore
@@ -28,10 +29,21 @@ log = get_logger(__name__)
 
 
 class Lifecycle:
-    def __init__(self, client: KubeClient, history: HistoryStore, metrics: OperatorMetrics) -> None:
+    def __init__(self, client: KubeClient, history: HistoryStore, metrics: OperatorMetrics,
+                 dataplane: DataPlane | None = None) -> None:
         self.client = client
         self.history = history
         self.metrics = metrics
+        self.dataplane = dataplane
+
+    async def _evict_route(self, pod: pv.Pod) -> None:
+        """Make the data plane refuse the sandbox ``pod`` held, now rather than when its watch catches up.
+
+        Called only after the write that ends the sandbox succeeded (a lost race leaves it running and
+        routable). Never raises: with extproc down it is unroutable anyway."""
+        sid = pv.sandbox_id(pod)
+        if sid and self.dataplane is not None:
+            await self.dataplane.evict_route(sid)
 
     async def release(self, pod: pv.Pod, pool: dict[str, Any], stop: StopDetails, *,
                       disable_retry: bool = False) -> pv.Pod:
@@ -42,6 +54,7 @@ class Lifecycle:
         except (KubeError, inplace.UnexpectedPodPhase):
             self.metrics.inplace_total.labels("idle", "conflict").inc()
             raise
+        await self._evict_route(pod)
         self.metrics.inplace_total.labels("idle", "success").inc()
         self.metrics.delete_total.labels(stop.reason.value).inc()
         self._observe_stop(pod, stop.reason.value)
@@ -98,4 +111,5 @@ class Lifecycle:
             if exc.not_found or exc.conflict:
                 return False
             raise
+        await self._evict_route(pod)
         return True
