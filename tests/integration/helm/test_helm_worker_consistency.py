@@ -178,7 +178,7 @@ def test_container_args_are_accepted_by_the_real_commands(render_with, credentia
     assert op.cluster_id == ext.cluster_id == "local"
     assert op.leader_elect is (values.get("operator", {}).get("leaderElection", True))
     extproc_values = values.get("dataPlane", {}).get("extproc", {})
-    assert ext.workers == extproc_values.get("workers", 1)
+    assert ext.workers == extproc_values.get("workers", 2)
     assert ext.enable_auth is extproc_values.get("enableAuth", False)
     assert ext.check_envd_token is extproc_values.get("checkEnvdToken", False)
 
