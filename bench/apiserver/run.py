@@ -10,7 +10,9 @@ then measures with a raw aiohttp client over keep-alive connections:
 * ``watch``: 1 and 10 concurrent watches while 10,000 Pods are created (concurrency 64) — time until every
   watcher has received every ADDED event; plus the initial-state replay of 10,000 Pods to 10 new watches.
 
-Usage: ``uv run python bench/apiserver/run.py [--pods 10000] [--patch-ops 5000]``; prints one JSON object.
+Usage: ``uv run python bench/apiserver/run.py [--pods 10000] [--patch-ops 5000] [--sqlite-synchronous full]``;
+prints one JSON object. The server persists to SQLite (a temporary state dir), so every write is answered
+only once committed: the figures include the commit.
 """
 
 from __future__ import annotations
@@ -172,7 +174,8 @@ async def bench_watch_initial(session: aiohttp.ClientSession, watchers: int, pod
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-apiserver-") as state:
         async with LocalClusterProcess(state_dir=pathlib.Path(state), crd_dir=None,
-                                       extra_args=["--log-level", "warning"]) as proc:
+                                       extra_args=["--log-level", "warning",
+                                                   "--sqlite-synchronous", args.sqlite_synchronous]) as proc:
             connector = aiohttp.TCPConnector(limit=200)
             headers = {"Authorization": f"Bearer {proc.token}"}
             async with aiohttp.ClientSession(proc.url, headers=headers, connector=connector) as session:
@@ -188,6 +191,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 results["watch_live"] = [await bench_watch_live(session, 1, args.pods, "w1")]
                 results["watch_live"].append(await bench_watch_live(session, 10, args.pods, "w10"))
                 results["watch_initial"] = await bench_watch_initial(session, 10, args.pods * 2 + args.patch_pods)
+    results["sqlite_synchronous"] = args.sqlite_synchronous
     return results
 
 
@@ -196,6 +200,8 @@ if __name__ == "__main__":
     parser.add_argument("--pods", type=int, default=10_000, help="pods created per watch scenario")
     parser.add_argument("--patch-pods", type=int, default=1_000, help="pods the PATCH scenario cycles over")
     parser.add_argument("--patch-ops", type=int, default=5_000, help="PATCH requests at concurrency 64")
+    parser.add_argument("--sqlite-synchronous", choices=("normal", "full"), default="normal",
+                        help="durability of the server's state (writes are answered once committed)")
     output = uvloop.run(main(parser.parse_args()))
     json.dump(output, sys.stdout, indent=2)
     sys.stdout.write("\n")

@@ -17,8 +17,9 @@ Stable Python API (used by the fixtures of every area)::
 
     LocalCluster(state_dir=None, crd_dir=DEFAULT_CRD_DIR, node="none", node_name="localcluster-node",
                  faults=None, port=0, tls_port=0, persist=None, event_log_size=10_000, watch_queue_size=20_000,
-                 bookmark_interval=5.0)
-        persist defaults to True when state_dir is given (SQLite ``state_dir/state.db``).
+                 bookmark_interval=5.0, sqlite_synchronous="NORMAL")
+        persist defaults to True when state_dir is given (SQLite ``state_dir/state.db``); writes are answered
+        once committed, sqlite_synchronous="FULL" adds an fsync per commit (see apiserver.persistence).
         node: "none" (default here), "sim" or "local" — started with node.run_node after listening.
 
     async with LocalClusterProcess(state_dir=path, node="none") as proc:   # `agent-sandbox localcluster`
@@ -50,7 +51,7 @@ from agent_sandbox.common.logging import get_logger
 
 from .apiserver.faults import FaultConfig
 from .apiserver.kubeconfig import load_or_create_token, write_kubeconfig
-from .apiserver.persistence import SqlitePersistence
+from .apiserver.persistence import SqlitePersistence, Synchronous
 from .apiserver.podexec import ExecRunner
 from .apiserver.podlogs import LogReader
 from .apiserver.server import ApiServer
@@ -99,7 +100,7 @@ class LocalCluster:
                  node_name: str = "localcluster-node", faults: FaultConfig | dict[str, Any] | None = None,
                  host: str = "127.0.0.1", port: int = 0, tls_port: int = 0, persist: bool | None = None,
                  event_log_size: int = 10_000, watch_queue_size: int = 20_000,
-                 bookmark_interval: float = 5.0) -> None:
+                 bookmark_interval: float = 5.0, sqlite_synchronous: Synchronous = "NORMAL") -> None:
         if node not in NODE_KINDS:
             raise ValueError(f"node must be one of {NODE_KINDS}")
         self._given_state_dir = pathlib.Path(state_dir) if state_dir is not None else None
@@ -114,6 +115,7 @@ class LocalCluster:
         self._event_log_size = event_log_size
         self._watch_queue_size = watch_queue_size
         self._bookmark_interval = bookmark_interval
+        self._sqlite_synchronous = sqlite_synchronous
         self.state_dir: pathlib.Path = self._given_state_dir or pathlib.Path()
         self.url = ""
         self.tls_url = ""
@@ -136,7 +138,8 @@ class LocalCluster:
             self.state_dir.mkdir(parents=True, exist_ok=True)
         self.token = load_or_create_token(self.state_dir)
         self.ca_file, cert_file, key_file = ensure_certificates(self.state_dir)
-        persistence = SqlitePersistence(self.state_dir / "state.db") if self.persist else None
+        persistence = (SqlitePersistence(self.state_dir / "state.db", self._sqlite_synchronous)
+                       if self.persist else None)
         server = ApiServer(token=self.token, crd_dir=self.crd_dir, persistence=persistence, faults=self._faults,
                            event_log_size=self._event_log_size, watch_queue_size=self._watch_queue_size,
                            bookmark_interval=self._bookmark_interval)

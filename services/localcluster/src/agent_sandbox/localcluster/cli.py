@@ -48,6 +48,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--node", choices=NODE_KINDS, default="sim", help="node agent to run (default sim)")
     parser.add_argument("--node-name", default="localcluster-node", help="name of the node agent's Node")
     parser.add_argument("--state-dir", type=pathlib.Path, help="persist state, token and kubeconfig here")
+    parser.add_argument("--sqlite-synchronous", choices=("normal", "full"), default="normal",
+                        help="with --state-dir, writes are answered once committed; 'normal' (default) survives "
+                             "the process being killed, 'full' also a power loss (one fsync per commit)")
     parser.add_argument("--crd-dir", type=lambda v: pathlib.Path(v) if v else None, default=DEFAULT_CRD_DIR,
                         help="load every CustomResourceDefinition YAML in this directory at start "
                              "('' = none; default: the repository's deploy/crds)")
@@ -65,6 +68,7 @@ def register(subparsers: Any) -> None:
     faults.add_argument("--fault-error-status", type=int, default=503)
     faults.add_argument("--fault-watch-drop-probability", type=float, default=0.0)
     faults.add_argument("--fault-watch-drop-after-events", type=int, default=None)
+    faults.add_argument("--fault-commit-error-probability", type=float, default=0.0)
     parser.set_defaults(func=run_command)
 
 
@@ -78,6 +82,7 @@ def faults_from_args(args: argparse.Namespace) -> FaultConfig:
         error_status=args.fault_error_status,
         watch_drop_probability=args.fault_watch_drop_probability,
         watch_drop_after_events=args.fault_watch_drop_after_events,
+        commit_error_probability=args.fault_commit_error_probability,
     )
 
 
@@ -106,7 +111,8 @@ async def run(args: argparse.Namespace) -> int:
                            node_name=args.node_name, faults=faults, host=host, port=port,
                            tls_port=args.listen_tls[1],
                            event_log_size=args.event_log_size, watch_queue_size=args.watch_queue_size,
-                           bookmark_interval=args.bookmark_interval)
+                           bookmark_interval=args.bookmark_interval,
+                           sqlite_synchronous="FULL" if args.sqlite_synchronous == "full" else "NORMAL")
     try:
         await serve(cluster)
     except RuntimeError as exc:

@@ -11,7 +11,8 @@ fields optional (omitted = 0/off), replaces the whole configuration::
       "error_probability": 0.05,       # any resource request fails with error_status
       "error_status": 503,             # 500..599
       "watch_drop_probability": 0.01,  # each delivered watch event may end the stream
-      "watch_drop_after_events": 100   # end every watch stream after this many events
+      "watch_drop_after_events": 100,  # end every watch stream after this many events
+      "commit_error_probability": 1.0  # SQLite commits fail (as on a full disk); writers get 500
     }
 
 ``GET`` on the same path returns the active configuration.
@@ -36,6 +37,7 @@ class FaultConfig(BaseModel):
     error_status: int = Field(default=503, ge=500, le=599)
     watch_drop_probability: float = Field(default=0.0, ge=0.0, le=1.0)
     watch_drop_after_events: int | None = Field(default=None, ge=1)
+    commit_error_probability: float = Field(default=0.0, ge=0.0, le=1.0)
 
     def latency_seconds(self, verb_class: VerbClass) -> float:
         return max(0.0, self.latency_ms.get(verb_class, 0.0)) / 1000.0
@@ -43,7 +45,8 @@ class FaultConfig(BaseModel):
     @property
     def active(self) -> bool:
         return bool(any(v > 0 for v in self.latency_ms.values()) or self.conflict_probability
-                    or self.error_probability or self.watch_drop_probability or self.watch_drop_after_events)
+                    or self.error_probability or self.watch_drop_probability or self.watch_drop_after_events
+                    or self.commit_error_probability)
 
 
 class FaultInjector:
@@ -59,6 +62,10 @@ class FaultInjector:
 
     def conflict(self) -> bool:
         p = self.config.conflict_probability
+        return p > 0 and self._rng.random() < p
+
+    def commit_error(self) -> bool:
+        p = self.config.commit_error_probability
         return p > 0 and self._rng.random() < p
 
     def drop_watch(self, delivered: int) -> bool:

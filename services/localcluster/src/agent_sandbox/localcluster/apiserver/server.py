@@ -38,6 +38,7 @@ from .errors import (
     unsupported_media_type,
 )
 from .faults import FaultConfig, FaultInjector
+from .groupcommit import CommitError
 from .persistence import SqlitePersistence
 from .podlogs import PodLogSources, pick_container, trim
 from .resources import CRD_KEY, Registry, ResourceType, served_bytes
@@ -97,6 +98,8 @@ class ApiServer:
         self.crd_dir = crd_dir
         self.persistence = persistence
         self.faults = FaultInjector(faults)
+        if persistence is not None:
+            persistence.fault = self.faults.commit_error
         self.registry = Registry()
         self.store = Store(event_log_size=event_log_size, watch_queue_size=watch_queue_size,
                            persist=persistence.record if persistence else None)
@@ -275,6 +278,26 @@ class ApiServer:
             if req.subresource == "log":
                 return await self._pod_log(request, req)
             return self._get(request, req)
+        response = await self._dispatch_write(request, req, path)
+        await self._durable()
+        return response
+
+    async def _durable(self) -> None:
+        """Hold a write's answer until it is committed to disk (no-op without persistence).
+
+        Handlers commit to the store without awaiting after the write, so ``store.rv`` here is the
+        version of this request's last write (a delete's garbage collection included).
+        """
+        if self.persistence is None:
+            return
+        try:
+            await self.persistence.wait_durable(self.store.rv)
+        except CommitError as exc:
+            raise internal(f"the write could not be saved to disk ({exc}); it may or may not take effect: "
+                           "read the object again before retrying") from None
+
+    async def _dispatch_write(self, request: web.Request, req: Request, path: str) -> web.Response:
+        method = request.method
         if method == "POST":
             if req.name is None:
                 return await self._create(request, req)
@@ -455,14 +478,19 @@ class ApiServer:
             self._streams.add(task)
         try:
             await response.prepare(request)
-            await watchstream.stream(request, response, rt, watcher, lambda: self.store.rv, self.faults, opts)
-        except (ConnectionResetError, asyncio.CancelledError):
+            await watchstream.stream(request, response, rt, watcher, self._watch_rv, self.faults, opts,
+                                     self.persistence.wait_committed if self.persistence else None)
+        except (ConnectionResetError, asyncio.CancelledError, CommitError):
             pass
         finally:
             self.store.unwatch(watcher)
             if task is not None:
                 self._streams.discard(task)
         return response
+
+    def _watch_rv(self) -> int:
+        """The version bookmarks carry: with persistence, the committed one (watchers see only durable state)."""
+        return self.persistence.committed_rv if self.persistence is not None else self.store.rv
 
     # ----- writes --------------------------------------------------------------------------
 

@@ -6,12 +6,16 @@ sends BOOKMARKs while idle when asked, ends at ``timeoutSeconds``, when the
 client goes away, when the watcher is dropped for lagging, or when fault
 injection says so. Table-format watches (``kubectl get -w``) send column
 definitions only with the first event, as kube-apiserver does.
+
+With persistence, each batch is held until its highest resourceVersion is
+committed (``durable``): like kube-apiserver, which emits after the etcd commit,
+a watcher never acts on a write that a crash could still lose.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +48,8 @@ def bookmark(rt: ResourceType, rv: int, initial_end: bool = False) -> bytes:
 
 
 async def stream(request: web.Request, response: web.StreamResponse, rt: ResourceType, watcher: Watcher,
-                 current_rv: Callable[[], int], faults: FaultInjector, opts: StreamOptions) -> None:
+                 current_rv: Callable[[], int], faults: FaultInjector, opts: StreamOptions,
+                 durable: Callable[[int], Awaitable[None]] | None = None) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + opts.timeout_s if opts.timeout_s and opts.timeout_s > 0 else None
     delivered = 0
@@ -70,8 +75,11 @@ async def stream(request: web.Request, response: web.StreamResponse, rt: Resourc
                 continue
         chunks = []
         drop = False
-        while watcher.pending and not drop:
+        initial_end = False
+        batch_rv = 0  # the highest version in this batch (initial events come in key order, not version order)
+        while watcher.pending and not drop and not initial_end:
             kind, obj, raw = watcher.pending.popleft()
+            batch_rv = max(batch_rv, int(obj["metadata"]["resourceVersion"]))
             if opts.table:
                 body = orjson.dumps(tables.table(rt, [obj], headers=headers, list_meta={
                     "resourceVersion": obj["metadata"]["resourceVersion"]}))
@@ -80,9 +88,12 @@ async def stream(request: web.Request, response: web.StreamResponse, rt: Resourc
                 body = served_bytes(rt, obj, raw)
             chunks.append(b'{"type":"' + kind.encode() + b'","object":' + body + b"}\n")
             delivered += 1
-            if delivered == opts.initial_end:
-                chunks.append(bookmark(rt, current_rv(), initial_end=True))
+            initial_end = delivered == opts.initial_end
             drop = faults.drop_watch(delivered)
+        if durable is not None:
+            await durable(batch_rv)
+        if initial_end:  # after the wait, so the bookmark's version covers every initial event
+            chunks.append(bookmark(rt, current_rv(), initial_end=True))
         await response.write(b"".join(chunks))
         if drop:
             return
