@@ -13,10 +13,13 @@ following N-1 bursts pooled with their p99 one by one. ``cpu_ms_per_claim``
 is the CPU used during the bursts divided by the claims, for this process
 (operator + callers) and the API server + node subprocess: unlike latency it
 barely moves when other work shares the machine (``load_average`` says how
-busy it was).
+busy it was). This process tunes and freezes its garbage collector as the
+operator command does (``agent_sandbox.operator.gctuning``). ``--pause-s``
+waits that long before every burst (e.g. 70 s: longer than idle API
+connections live, to show a burst after a quiet spell).
 
     uv run python bench/claims/run.py [--pods 100] [--concurrency 1 20 100] [--lag-ms 0] [--in-process]
-        [--bursts 1] [--until claim|running|both] [--loop uvloop|asyncio]
+        [--bursts 1] [--until claim|running|both] [--loop uvloop|asyncio] [--pause-s 0]
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import yaml
 
 from agent_sandbox.common.logging import configure_logging
 from agent_sandbox.localcluster.app import LocalCluster, LocalClusterProcess
+from agent_sandbox.operator import gctuning
 from agent_sandbox.operator.app import Operator
 from agent_sandbox.operator.services.models import Caller, CreatePoolRequest, CreateSandboxRequest
 from agent_sandbox.operator.settings import OperatorSettings
@@ -90,8 +94,9 @@ def summarize(bursts: list[Burst]) -> dict[str, Any]:
                                  "cluster": round(sum(b.cluster_cpu_s for b in bursts) / n * 1000, 3)}}
 
 
-async def burst(op: Operator, cluster: Any, pods: int, concurrency: int, wait: bool) -> Burst:
+async def burst(op: Operator, cluster: Any, pods: int, concurrency: int, wait: bool, pause_s: float) -> Burst:
     """Claim ``pods`` sandboxes, ``concurrency`` at a time; release them and wait for the pool to refill."""
+    await asyncio.sleep(pause_s)
     sem = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
     ids: list[str] = []
@@ -113,9 +118,9 @@ async def burst(op: Operator, cluster: Any, pods: int, concurrency: int, wait: b
 
 
 async def run_level(op: Operator, cluster: Any, pods: int, concurrency: int, wait: bool,
-                    bursts: int) -> dict[str, Any]:
+                    bursts: int, pause_s: float) -> dict[str, Any]:
     """One level: the first burst on its own, then (``bursts`` > 1) the following bursts pooled."""
-    runs = [await burst(op, cluster, pods, concurrency, wait) for _ in range(bursts)]
+    runs = [await burst(op, cluster, pods, concurrency, wait, pause_s) for _ in range(bursts)]
     result = {"concurrency": concurrency, "wait_running": wait, **summarize(runs[:1])}
     if len(runs) > 1:
         result["later_bursts"] = {"bursts": len(runs) - 1, **summarize(runs[1:]),
@@ -140,10 +145,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             t0 = time.perf_counter()
             await wait_idle(op, args.pods)
             fill_s = time.perf_counter() - t0
+            gctuning.freeze_startup_heap()
             waits = {"claim": (False,), "running": (True,), "both": (False, True)}[args.until]
-            results = [await run_level(op, cluster, args.pods, c, wait, args.bursts) for wait in waits
+            results = [await run_level(op, cluster, args.pods, c, wait, args.bursts, args.pause_s) for wait in waits
                        for c in args.concurrency]
     return {"benchmark": "claims", "pods": args.pods, "informer_lag_ms": args.lag_ms, "loop": args.loop,
+            "pause_s": args.pause_s,
             "load_average": list(os.getloadavg()),
             "cluster": "in-process" if args.in_process else "subprocess",
             "pool_fill_seconds": round(fill_s, 2), "results": results}
@@ -161,8 +168,10 @@ if __name__ == "__main__":
                         help="event loop of this process (the operator command runs on uvloop)")
     parser.add_argument("--until", choices=("claim", "running", "both"), default="both",
                         help="measure the claim only, until Running, or both")
+    parser.add_argument("--pause-s", type=float, default=0.0, help="quiet time before every burst")
     configure_logging(level="error")
     logging.getLogger().setLevel(logging.ERROR)
     args = parser.parse_args()
+    gctuning.tune()
     runner = uvloop.run if args.loop == "uvloop" else asyncio.run
     print(json.dumps(runner(main(args)), indent=2))

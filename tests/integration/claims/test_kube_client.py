@@ -119,3 +119,23 @@ async def test_watch_delivers_batched_and_large_events_intact(client: KubeClient
     await asyncio.wait_for(watcher, 20)
     assert set(names) <= set(seen)
     assert seen["large"]["data"]["blob"] == big
+
+
+async def test_kept_warm_pool_outlives_the_keepalive_of_idle_connections(cluster: LocalClusterProcess) -> None:
+    port = int(cluster.tls_url.rsplit(":", 1)[1])
+    kept = await KubeClient.from_kubeconfig(str(cluster.kubeconfig), keepalive_s=0.5)
+    idle = await KubeClient.from_kubeconfig(str(cluster.kubeconfig), keepalive_s=0.5)
+    keeper = asyncio.create_task(kept.keep_warm(8))  # every third of the keep-alive
+    try:
+        before = established_to(port)
+        assert await kept.warm(8) == 8
+        assert await idle.warm(8) == 8
+        assert established_to(port) - before == 16
+        await asyncio.sleep(1.6)  # past the keep-alive: the idle client's connections are closed
+        assert established_to(port) - before == 8
+        await asyncio.gather(*(kept.request("GET", CM_PATH) for _ in range(8)))
+        assert established_to(port) - before == 8  # the burst after the quiet spell opened none
+    finally:
+        keeper.cancel()
+        await kept.close()
+        await idle.close()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import orjson
 import pytest
 from operator_stack import CALLER, IDLE, WORK, OpEnv, wait_until
 
 from agent_sandbox.common import vocabulary as v
+from agent_sandbox.operator.controllers.pool_controller import POD_EVENT_WINDOW_S
 from agent_sandbox.operator.kube.client import events_path
 from agent_sandbox.operator.scheduling.errors import NoIdleSandbox
 from agent_sandbox.operator.services.errors import InvalidRequest, NotFound, SandboxStartFailed
@@ -224,3 +226,21 @@ async def test_history_keeps_stop_details_and_list_pages(env: OpEnv) -> None:
     assert claimed == sorted(claimed, reverse=True), "newest first"
     with pytest.raises(InvalidRequest):
         env.operator.sandboxes.list("default", limit=0)
+
+
+async def test_a_claim_burst_reaches_running_with_a_few_pool_reconciles(env: OpEnv) -> None:
+    await env.create_pool("burst", replicas=30)
+    await env.wait_idle("burst", 30)
+    controller = env.operator.controller
+    before = controller.reconciles
+    t0 = time.monotonic()
+    recs = await asyncio.gather(*(env.operator.sandboxes.create(CreateSandboxRequest(poolName="burst", wait=True),
+                                                                CALLER) for _ in range(30)))
+    elapsed = time.monotonic() - t0
+    assert [r["status"] for r in recs] == ["Running"] * 30
+    assert len({r["podName"] for r in recs}) == 30
+    # 30 claims change their pods about 90 times; the pool is reconciled at most once per window
+    # (plus the first event's and a requeue), and no sandbox waited for one to reach Running.
+    assert controller.reconciles - before <= elapsed / POD_EVENT_WINDOW_S + 3
+    await asyncio.gather(*(env.operator.sandboxes.delete(r["sandboxId"]) for r in recs))
+    await env.wait_idle("burst", 30)

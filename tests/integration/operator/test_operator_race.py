@@ -93,8 +93,10 @@ async def test_shutdown_fails_queued_claims_promptly(lagged: OpEnv) -> None:
         CreateSandboxRequest(poolName="empty", startupTimeout="60s"), CALLER)) for _ in range(300)]
     await wait_until(lambda: lagged.operator.schedulers.get("default", "empty").snapshot()["queue_len"]
                      == 300, 10, "queued")
+    # A throttled mirror (behaviour §8.3): a later value is written once it differs by 20 % from the last one,
+    # so a first write taken while the 300 requests were still arriving may legitimately stay a little short.
     await wait_until(lambda: (lagged.operator.pools.get("default/empty") or {}).get("status", {}).get(
-        "pendingRequests") == 300, 10, "queue length mirrored into status.pendingRequests")
+        "pendingRequests", 0) >= 0.8 * 300, 10, "queue length mirrored into status.pendingRequests")
     t0 = time.monotonic()
     await lagged.operator.schedulers.forget("default/empty")
     results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)

@@ -31,3 +31,18 @@ async def test_full_queue_is_refused_with_pool_status_and_shutdown_fails_the_res
             await task
     with pytest.raises(NoIdleSandbox):
         await sched.claim(UpdateOptions(target_phase="running"), 60)
+
+
+async def test_scheduler_is_quiet_only_without_queued_claims():
+    sched = scheduler(4)
+    await asyncio.wait_for(sched.wait_quiet(5), 0.5)  # nothing asked: returns at once
+    waiting = asyncio.create_task(sched.claim(UpdateOptions(target_phase="running"), 60))
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await sched.wait_quiet(0.1)  # a claim is queued (no idle pod): waits the whole bound
+    assert loop.time() - started >= 0.09
+    await asyncio.wait_for(sched.stop(), 1)
+    with pytest.raises(NoIdleSandbox):
+        await waiting
+    await asyncio.wait_for(sched.wait_quiet(5), 0.5)

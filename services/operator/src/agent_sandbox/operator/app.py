@@ -76,13 +76,14 @@ class Operator:
         s = self.settings
         self.client = client = await KubeClient.from_kubeconfig(s.kubeconfig)
         await client.warm()  # open the connection pool now, not during the first burst of claims
+        self._tasks.append(asyncio.create_task(client.keep_warm(), name="kube:keep-warm"))
         self.pods = Informer(client, pods_path(), kind="Pod", lag_s=s.informer_lag_s)
         self.pods.add_index("pool", lambda p: [k] if (k := pool_key_of_pod(p)) else [])
         self.pods.add_index("sandbox-id", lambda p: [sid] if (sid := pv.sandbox_id(p)) else [])
         self.pods.add_index("phase", lambda p: [pv.sandbox_phase(p)] if pv.pool_name(p) else [])
         self.pools = Informer(client, pools_path(), kind="SandboxPool", lag_s=s.informer_lag_s)
         self.history = HistoryStore(ttl_s=s.history_ttl_s)
-        self.lifecycle = Lifecycle(client, self.history, self.metrics)
+        self.lifecycle = Lifecycle(client, self.history, self.metrics, self.dataplane)
         # Every replica records finished sandboxes from the pod stream, whoever released them.
         self.pods.add_handler(HistoryFeed(self.history).on_pod_event)
         self.schedulers = SchedulerRegistry(client, self.pods, self.metrics)
@@ -99,6 +100,7 @@ class Operator:
                                          hooks=hooks, dataplane=self.dataplane,
                                          notify_idle=self.schedulers.notify_idle,
                                          forget_pool=self.schedulers.forget,
+                                         claims_quiet=self.schedulers.wait_quiet,
                                          unhealthy_grace_s=s.unhealthy_idle_grace_s,
                                          requeue_s=s.reconcile_requeue_s)
         self.idle_loop = IdleTimeoutLoop(client, self.pods, self.pools, self.lifecycle, self.dataplane,

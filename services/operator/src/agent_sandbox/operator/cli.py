@@ -19,6 +19,7 @@ import uvloop
 
 from agent_sandbox.common.logging import configure_logging, get_logger
 from agent_sandbox.common.settings import SettingsError, load_settings
+from agent_sandbox.operator import gctuning
 from agent_sandbox.operator.api.startup import ApiServerSettings, start_api_servers
 from agent_sandbox.operator.app import Operator
 from agent_sandbox.operator.settings import OperatorSettings
@@ -50,6 +51,7 @@ def register(subparsers: Any) -> None:
 def run_command(args: argparse.Namespace) -> int:
     """The subcommand's ``func``: run on uvloop, whose event loop and TLS transport cost a fraction of the
     standard loop's per request — the claim path is a stream of small HTTPS writes to the API server."""
+    gctuning.tune()
     try:
         return uvloop.run(run(args))
     except KeyboardInterrupt:
@@ -86,6 +88,7 @@ async def run(args: argparse.Namespace) -> int:
             servers = await start_api_servers(operator.client, api_settings(settings),
                                               sandboxes=operator.sandboxes, pools=operator.pool_service,
                                               clusters=operator.clusters)
+        gctuning.freeze_startup_heap()
         await stop.wait()
     finally:
         if servers is not None:

@@ -11,6 +11,14 @@ cache; every write that could race a claim carries a resourceVersion. Sandbox
 history is not written here: every replica derives it from the pod versions
 it observes (``lifecycle.history_feed``), so a write that ends a sandbox
 carries how it ended (release annotations, finalizer removal with a stop).
+
+The controller stays off the claim's critical path. A claim burst changes a
+pod several times per claim; those events queue a pool's reconcile at most
+once per ``POD_EVENT_WINDOW_S`` (a whole reconcile walks all the pool's pods),
+and a reconcile waits — a bounded while — until the pool's scheduler has no
+claim queued or in flight. The one step a sandbox waits on, finishing an
+in-place swap (Starting→Running, Stopping→Idle), does not wait for either: the
+pod event that shows the swap done starts that pod's completion write at once.
 """
 
 from __future__ import annotations
@@ -52,6 +60,13 @@ STOPPING_TIMEOUT_S = 300.0
 #: Count-only status changes are written at most this often per pool (a claim burst changes the
 #: counts on every reconcile; phase and condition changes are always written at once).
 STATUS_MIN_INTERVAL_S = 1.0
+#: A pool is reconciled at most once per this window because of pod events (pool events and requeues
+#: are not delayed); the first event after a quiet spell reconciles at once.
+POD_EVENT_WINDOW_S = 0.05
+#: A reconcile waits at most this long for the pool's scheduler to have no claim queued or in flight.
+CLAIMS_FIRST_MAX_WAIT_S = 0.2
+#: Completion writes started straight from pod events; beyond this the reconcile finishes the rest.
+MAX_EVENT_COMPLETIONS = 256
 
 log = get_logger(__name__)
 
@@ -59,6 +74,13 @@ log = get_logger(__name__)
 def pool_key_of_pod(pod: pv.Pod) -> str:
     pool = pv.pool_name(pod)
     return f"{pv.namespace(pod)}/{pool}" if pool else ""
+
+
+def swap_finished(pod: pv.Pod) -> bool:
+    """A live pod whose in-place swap (claim or release) the kubelet has finished: it needs its
+    completion write."""
+    return (pv.sandbox_phase(pod) in (v.SandboxPhase.STARTING.value, v.SandboxPhase.STOPPING.value)
+            and not pv.is_deleting(pod) and pv.kube_phase(pod) != "Failed" and inplace.update_complete(pod))
 
 
 class PoolController:
@@ -74,6 +96,7 @@ class PoolController:
         dataplane: DataPlane | None = None,
         notify_idle: Callable[[str], None] | None = None,
         forget_pool: Callable[[str], Awaitable[None]] | None = None,
+        claims_quiet: Callable[[str, float], Awaitable[None]] | None = None,
         unhealthy_grace_s: float = podhealth.DEFAULT_UNHEALTHY_GRACE_S,
         requeue_s: float = DEFAULT_REQUEUE_S,
         workers: int = MAX_CONCURRENT_RECONCILES,
@@ -88,6 +111,7 @@ class PoolController:
         self.dataplane = dataplane
         self.notify_idle = notify_idle
         self.forget_pool = forget_pool
+        self.claims_quiet = claims_quiet
         self.unhealthy_grace_s = unhealthy_grace_s
         self.requeue_s = requeue_s
         self.workers = workers
@@ -95,6 +119,8 @@ class PoolController:
         self.expectations = Expectations()
         self.queue = WorkQueue()
         self._hook_tasks: dict[str, asyncio.Task[None]] = {}
+        self._completions: dict[str, asyncio.Task[None]] = {}
+        self._running = False
         self._create_sem = asyncio.Semaphore(MAX_CONCURRENT_CREATES)
         self.reconciles = 0
         self._status_written_at: dict[str, float] = {}
@@ -125,7 +151,9 @@ class PoolController:
             self.expectations.creation_observed(key)
         elif event == "DELETED":
             self.expectations.deletion_observed(key, pv.key(pod))
-        self.queue.add(key)
+        elif new is not None and self._running and swap_finished(new):
+            self._complete_soon(key, new)
+        self.queue.add_coalesced(key, POD_EVENT_WINDOW_S)
 
     async def run(self) -> None:
         """Reconcile forever with ``workers`` concurrent workers (cancel to stop)."""
@@ -134,18 +162,24 @@ class PoolController:
         for pool in self.pools.items():
             self.on_pool_event("ADDED", None, pool)
         tasks = [asyncio.create_task(self._worker(), name=f"pool-worker-{i}") for i in range(self.workers)]
+        self._running = True
         try:
             await asyncio.gather(*tasks)
         finally:
+            self._running = False
             self.queue.close()
-            for t in (*tasks, *self._hook_tasks.values()):
+            others = (*self._hook_tasks.values(), *self._completions.values())
+            for t in (*tasks, *others):
                 t.cancel()
-            await asyncio.gather(*tasks, *self._hook_tasks.values(), return_exceptions=True)
+            await asyncio.gather(*tasks, *others, return_exceptions=True)
 
     async def _worker(self) -> None:
         while True:
             key = await self.queue.get()
             try:
+                if self.claims_quiet is not None:
+                    # Claims first, bounded: a steady stream of claims must not starve the pool's upkeep.
+                    await self.claims_quiet(key, CLAIMS_FIRST_MAX_WAIT_S)
                 requeue = await self.reconcile(key)
             except asyncio.CancelledError:
                 raise
@@ -163,6 +197,7 @@ class PoolController:
         pool = self.pools.get(key)
         if pool is None:
             self.expectations.forget(key)
+            self.queue.forget(key)
             return None
         meta = pool.get("metadata") or {}
         if meta.get("deletionTimestamp"):
@@ -244,6 +279,7 @@ class PoolController:
                 await self.client.merge_patch(pools_path(meta["namespace"], meta["name"]),
                                               {"metadata": {"finalizers": fins}})
         self.expectations.forget(key)
+        self.queue.forget(key)
         self._status_written_at.pop(key, None)
         self.metrics.forget_pool(self._metric_labels(pool))
         if self.forget_pool is not None:
@@ -296,6 +332,8 @@ class PoolController:
             startup_default = None
         jobs = []
         for pod in pods:
+            if pv.key(pod) in self._completions:
+                continue  # its completion write is already on the way
             phase = pv.sandbox_phase(pod)
             if phase == v.SandboxPhase.STARTING.value:
                 jobs.append(self._starting(pool, pod, now, startup_default))
@@ -306,6 +344,31 @@ class PoolController:
             if isinstance(res, Exception) and not isinstance(res, KubeError | inplace.UnexpectedPodPhase):
                 log.warning("in-place step failed", error=repr(res))
         return sum(1 for r in results if r is True)
+
+    def _complete_soon(self, pool_key: str, pod: pv.Pod) -> None:
+        """Finish ``pod``'s swap now, not at the pool's next reconcile (which does it when this cannot)."""
+        key = pv.key(pod)
+        if key in self._completions or len(self._completions) >= MAX_EVENT_COMPLETIONS:
+            return
+        task = asyncio.create_task(self._complete(pool_key, pod))
+        self._completions[key] = task
+        task.add_done_callback(lambda _t: self._completions.pop(key, None))
+
+    async def _complete(self, pool_key: str, pod: pv.Pod) -> None:
+        pool = self.pools.get(pool_key)
+        if pool is None:
+            return
+        try:
+            if pv.sandbox_phase(pod) == v.SandboxPhase.STARTING.value:
+                await self._starting(pool, pod, self.now(), None)
+            elif await self._stopping(pool, pod, self.now()) and self.notify_idle is not None:
+                self.notify_idle(pool_key)
+        except (KubeError, inplace.UnexpectedPodPhase) as exc:
+            log.debug("completion left to the reconcile", pod=pv.key(pod), error=str(exc))
+            self.queue.add(pool_key)
+        except Exception as exc:
+            log.warning("completion failed; left to the reconcile", pod=pv.key(pod), error=repr(exc))
+            self.queue.add(pool_key)
 
     async def _starting(self, pool: dict[str, Any], pod: pv.Pod, now: datetime,
                         startup_default: float | None) -> bool:

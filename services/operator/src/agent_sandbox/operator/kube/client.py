@@ -9,9 +9,10 @@ per request it walks the body to "sanitize" it, encodes it with the stdlib
 ``json`` and — because its session trusts the environment — hops to a thread
 pool twice to re-read ``.netrc`` and the proxy variables. On the claim path
 that overhead was most of the operator's CPU per claim. Our session resolves
-the proxy once, keeps idle connections for a minute and can open its pool
-ahead of a burst (:meth:`KubeClient.warm`), so a burst of claims does not pay
-a TLS handshake each. Errors become :class:`KubeError` carrying the HTTP
+the proxy once, keeps idle connections for a minute, opens its pool ahead of
+a burst (:meth:`KubeClient.warm`) and keeps it open through quiet spells
+(:meth:`KubeClient.keep_warm`), so a burst of claims does not pay a TLS
+handshake each. Errors become :class:`KubeError` carrying the HTTP
 status, so callers can tell a lost optimistic race (409) from a missing
 object (404).
 """
@@ -122,20 +123,22 @@ def _proxy_for(cfg: k8s.Configuration) -> str | None:
 class KubeClient:
     """Thin async client; one per process, shared by every loop (the connection pool is shared)."""
 
-    def __init__(self, api_client: k8s.ApiClient, *, pool_size: int = 256) -> None:
+    def __init__(self, api_client: k8s.ApiClient, *, pool_size: int = 256, keepalive_s: float = KEEPALIVE_S) -> None:
         self._api = api_client
         cfg = api_client.configuration
         self._base = str(cfg.host).rstrip("/")
         self._pool_size = pool_size
+        self._keepalive_s = keepalive_s
         self._proxy = _proxy_for(cfg)
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
-    async def from_kubeconfig(cls, path: str, *, pool_size: int = 256) -> KubeClient:
+    async def from_kubeconfig(cls, path: str, *, pool_size: int = 256, keepalive_s: float = KEEPALIVE_S
+                              ) -> KubeClient:
         configuration = type.__call__(k8s.Configuration)
         await k8s_config.load_kube_config(config_file=path, client_configuration=configuration,
                                           persist_config=False)
-        return cls(k8s.ApiClient(configuration=configuration), pool_size=pool_size)
+        return cls(k8s.ApiClient(configuration=configuration), pool_size=pool_size, keepalive_s=keepalive_s)
 
     @property
     def configuration(self) -> k8s.Configuration:
@@ -146,7 +149,7 @@ class KubeClient:
         if self._session is None:
             cfg = self._api.configuration
             connector = aiohttp.TCPConnector(limit=self._pool_size, ssl=_ssl_context(cfg),
-                                             keepalive_timeout=KEEPALIVE_S)
+                                             keepalive_timeout=self._keepalive_s)
             # trust_env=False: no per-request .netrc / proxy-variable lookups (the proxy is resolved once).
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False, read_bufsize=2**21)
         return self._session
@@ -166,6 +169,16 @@ class KubeClient:
 
         results = await asyncio.gather(*(probe() for _ in range(max(0, min(connections, self._pool_size)))))
         return sum(results)
+
+    async def keep_warm(self, connections: int = WARM_CONNECTIONS, every_s: float | None = None) -> None:
+        """Forever (cancel to stop): every ``every_s`` (default: a third of the keep-alive) run
+        ``connections`` concurrent cheap requests, so each pooled connection is used before its
+        keep-alive runs out and a burst after a quiet minute finds the pool open. Costs ``connections``
+        small GETs per period; failures are absorbed by :meth:`warm`."""
+        period = every_s if every_s is not None else self._keepalive_s / 3
+        while True:
+            await asyncio.sleep(period)
+            await self.warm(connections)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -42,6 +42,12 @@ class SchedulerRegistry:
         if sched is not None:
             sched.on_pod_event(event, old, new)
 
+    async def wait_quiet(self, pool_key: str, timeout_s: float) -> None:
+        """See :meth:`PoolScheduler.wait_quiet` (a pool nobody claimed from is quiet)."""
+        sched = self._schedulers.get(pool_key)
+        if sched is not None:
+            await sched.wait_quiet(timeout_s)
+
     def notify_idle(self, pool_key: str) -> None:
         sched = self._schedulers.get(pool_key)
         if sched is not None:

@@ -107,6 +107,8 @@ class PoolScheduler:
         self._max_inflight = max_inflight
         self._inflight = 0
         self._wake = asyncio.Event()
+        self._quiet = asyncio.Event()
+        self._quiet.set()
         self._closed = False
         self._task: asyncio.Task[None] | None = None
         self._side_tasks: set[asyncio.Task[Any]] = set()
@@ -126,6 +128,7 @@ class PoolScheduler:
     async def stop(self) -> None:
         """Fail queued requests with the no-idle error at once and stop."""
         self._closed = True
+        self._quiet.set()
         self._wake.set()
         if self._task is not None:
             self._task.cancel()
@@ -155,6 +158,7 @@ class PoolScheduler:
             opts.remove_annotations.append(v.ANN_SCALE_DOWN_PROTECTED)
         fut: asyncio.Future[pv.Pod] = asyncio.get_running_loop().create_future()
         self._requests.append(ClaimRequest(opts, now + timeout_s, fut, now))
+        self._quiet.clear()
         self._wake.set()
         return await fut
 
@@ -171,6 +175,16 @@ class PoolScheduler:
     def notify_idle_available(self) -> None:
         self._refresh(force=True)
         self._wake.set()
+
+    async def wait_quiet(self, timeout_s: float) -> None:
+        """Return once no claim is queued or being written, or after ``timeout_s`` (the pool controller
+        lets claims go first)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._quiet.wait(), timeout_s)
+
+    def _note_quiet(self) -> None:
+        if not self._requests and self._inflight == 0:
+            self._quiet.set()
 
     def snapshot(self) -> dict[str, Any]:
         return {"idle_ready": len(self._ready), "queue_len": len(self._requests),
@@ -234,6 +248,7 @@ class PoolScheduler:
                     poll = POLL_BASE_S
                     next_poll = self._clock() + poll
                 self._maybe_write_status()
+                self._note_quiet()
             except Exception:  # the loop must survive any bug in one iteration
                 log.exception("scheduler iteration failed", pool=self.pool_key)
                 await asyncio.sleep(0.1)
@@ -303,6 +318,7 @@ class PoolScheduler:
                 await self._claim_one(req, key)
         finally:
             self._inflight -= 1
+            self._note_quiet()
             self._wake.set()
 
     async def _claim_one(self, req: ClaimRequest, key: str) -> None:
