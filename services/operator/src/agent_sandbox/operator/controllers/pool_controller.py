@@ -355,6 +355,8 @@ class PoolController:
         task.add_done_callback(lambda _t: self._completions.pop(key, None))
 
     async def _complete(self, pool_key: str, pod: pv.Pod) -> None:
+        if self.claims_quiet is not None:  # claims first: a burst's completions follow its claim writes
+            await self.claims_quiet(pool_key, CLAIMS_FIRST_MAX_WAIT_S)
         pool = self.pools.get(pool_key)
         if pool is None:
             return
