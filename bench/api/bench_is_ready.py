@@ -32,14 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "integrat
 from envd_harness import start_envd
 from native_stack import NativeStack, V
 
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-
-    def pick(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
-
-    return {"p50_ms": pick(0.50), "p90_ms": pick(0.90), "p99_ms": pick(0.99), "max_ms": round(ordered[-1] * 1000, 2)}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: shared helpers
+from benchstats import percentiles
 
 
 async def time_to_ready(http: aiohttp.ClientSession, url: str, headers: dict[str, str], poll_s: float) -> float:

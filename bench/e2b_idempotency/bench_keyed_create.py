@@ -29,14 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "integrat
 
 from idem_stack import TwoReplicas, two_replicas
 
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-
-    def pick(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
-
-    return {"p50": pick(0.5), "p90": pick(0.9), "p99": pick(0.99), "n": len(ordered)}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: shared helpers
+from benchstats import percentiles
 
 
 async def timed(call: Callable[[], Awaitable[tuple[int, dict]]]) -> tuple[float, dict]:

@@ -19,7 +19,9 @@ import argparse
 import asyncio
 import json
 import shutil
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from kubernetes_asyncio import client, config
@@ -27,16 +29,10 @@ from kubernetes_asyncio.stream import WsApiClient
 
 from agent_sandbox.localcluster.app import LocalCluster
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: shared helpers
+from benchstats import percentiles
+
 IMAGE = {"local": "host", "sim": "bench:1"}
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-
-    def pick(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
-
-    return {"p50_ms": pick(0.50), "p90_ms": pick(0.90), "p99_ms": pick(0.99), "max_ms": round(ordered[-1] * 1000, 2)}
 
 
 async def exec_once(conf: client.Configuration, command: list[str]) -> tuple[int, float]:

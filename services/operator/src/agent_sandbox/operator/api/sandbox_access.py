@@ -9,7 +9,6 @@ existence does not leak.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from agent_sandbox.common import vocabulary as v
@@ -21,8 +20,6 @@ from agent_sandbox.operator.services.sandboxes import SandboxService
 
 #: Page size used to walk the service's listing (its maximum).
 _PAGE = 1000
-#: How long a write waits for the watch cache to show it (reads come from the cache).
-READ_YOUR_WRITES_S = 2.0
 
 
 def caller_of(identity: Identity) -> Caller:
@@ -70,19 +67,8 @@ class SandboxAccess:
                 return out
 
     async def delete(self, identity: Identity, sandbox_id: str) -> dict[str, Any]:
-        """End the sandbox; returns once the watch cache shows it ended, so an immediate second delete
-        (or get) already sees it gone."""
         await self.get(identity, sandbox_id)
-        before = self.live_pod(sandbox_id)
-        result = await self.service.delete(sandbox_id, namespace_scope(identity))
-        if before is not None:
-            def ended(pod: pv.Pod | None) -> bool:
-                return pod is None or pv.sandbox_id(pod) != sandbox_id or pv.sandbox_phase(pod) not in (
-                    v.SandboxPhase.RUNNING.value, v.SandboxPhase.STARTING.value)
-
-            with contextlib.suppress(TimeoutError):
-                await self.service.pods.wait_for(pv.key(before), ended, READ_YOUR_WRITES_S)
-        return result
+        return await self.service.delete(sandbox_id, namespace_scope(identity))
 
     async def logs(self, identity: Identity, sandbox_id: str, container: str | None = None,
                    lines: int = 0) -> dict[str, Any]:
@@ -90,19 +76,8 @@ class SandboxAccess:
         return await self.service.logs(sandbox_id, container, lines, namespace_scope(identity))
 
     async def set_timeout(self, identity: Identity, sandbox_id: str, duration: str) -> None:
-        """Set the idle timeout; returns once the watch cache shows it, so the caller's next read does too."""
         await self.get(identity, sandbox_id)
-        before = self.live_pod(sandbox_id)
         await self.service.set_timeout(sandbox_id, duration, namespace_scope(identity))
-        if before is None:
-            return
-        old_rv = pv.resource_version(before)
-
-        def written(pod: pv.Pod | None) -> bool:
-            return pod is None or pv.resource_version(pod) != old_rv
-
-        with contextlib.suppress(TimeoutError):
-            await self.service.pods.wait_for(pv.key(before), written, READ_YOUR_WRITES_S)
 
     def live_pod(self, sandbox_id: str) -> pv.Pod | None:
         """The pod currently holding ``sandbox_id`` (from the watch cache), if any."""

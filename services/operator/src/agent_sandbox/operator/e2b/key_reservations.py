@@ -117,6 +117,18 @@ def _unavailable(exc: Exception) -> ApiError:
                     code="IdempotencyStoreUnavailable", detail=str(exc)[:200], retryable=True)
 
 
+async def _or_none(call: Awaitable[dict[str, Any]], expected: Callable[[KubeError], bool]) -> dict[str, Any] | None:
+    """``call``'s object; ``None`` on the ``expected`` API error; 503 when the record store cannot be used."""
+    try:
+        return await call
+    except KubeError as exc:
+        if expected(exc):
+            return None
+        raise _unavailable(exc) from exc
+    except aiohttp.ClientError as exc:
+        raise _unavailable(exc) from exc
+
+
 class KeyReservations:
     def __init__(self, kube: KubeClient, namespace: str, secret: bytes, *, holder: str = "",
                  ttl_s: float = 600.0, inflight_s: float = DEFAULT_STARTUP_TIMEOUT_S + 60.0,
@@ -183,24 +195,10 @@ class KeyReservations:
             },
             "spec": {"holderIdentity": self.holder or None, "leaseDurationSeconds": int(self.inflight_s)},
         }
-        try:
-            return await self.kube.create(leases_path(self.namespace), body)
-        except KubeError as exc:
-            if exc.conflict:
-                return None
-            raise _unavailable(exc) from exc
-        except aiohttp.ClientError as exc:
-            raise _unavailable(exc) from exc
+        return await _or_none(self.kube.create(leases_path(self.namespace), body), lambda exc: exc.conflict)
 
     async def _get(self, name: str) -> dict[str, Any] | None:
-        try:
-            return await self.kube.get(leases_path(self.namespace, name))
-        except KubeError as exc:
-            if exc.not_found:
-                return None
-            raise _unavailable(exc) from exc
-        except aiohttp.ClientError as exc:
-            raise _unavailable(exc) from exc
+        return await _or_none(self.kube.get(leases_path(self.namespace, name)), lambda exc: exc.not_found)
 
     async def _produce(self, lease: dict[str, Any], produce: Callable[[str], Awaitable[Body]]) -> Body:
         sandbox_id = Entry.of(lease).sandbox_id

@@ -105,6 +105,17 @@ class Informer:
                 if not waiters:
                     del self._waiters[key]
 
+    async def wait_seen(self, written: Obj, timeout_s: float) -> None:
+        """Return once the cache holds ``written`` (the object a write answered) or something newer, or the
+        object is gone — so a read after one's own write sees it. Gives up quietly after ``timeout_s``."""
+        target = (written.get("metadata") or {}).get("resourceVersion")
+
+        def seen(obj: Obj | None) -> bool:
+            return obj is None or _version_at_least((obj.get("metadata") or {}).get("resourceVersion"), target)
+
+        with contextlib.suppress(TimeoutError):
+            await self.wait_for(object_key(written), seen, timeout_s)
+
     # ---- cache maintenance ---------------------------------------------------------------
     def _index(self, key: str, old: Obj | None, new: Obj | None) -> None:
         for name, func in self._indexers.items():
@@ -223,3 +234,14 @@ class Informer:
                 await asyncio.sleep(delay)
                 if failures >= 3:
                     need_list = True
+
+
+def _version_at_least(current: str | None, target: str | None) -> bool:
+    """Whether ``current`` is ``target`` or later. Resource versions are numeric on every API server we
+    talk to (etcd revisions, our own counter); anything else is compared for equality only."""
+    if current == target:
+        return True
+    try:
+        return int(current or "") >= int(target or "")
+    except ValueError:
+        return False

@@ -50,6 +50,8 @@ log = get_logger(__name__)
 
 #: Most bytes of one container's log a logs read returns (``truncated`` says when it cut).
 MAX_LOG_BYTES = 1024 * 1024
+#: How long a write waits for the watch cache to show it (reads come from the cache).
+READ_YOUR_WRITES_S = 2.0
 _LOGGING_PHASES = frozenset({v.SandboxPhase.STARTING.value, v.SandboxPhase.RUNNING.value,
                              v.SandboxPhase.STOPPING.value})
 
@@ -324,13 +326,16 @@ class SandboxService:
             raise NotFound(f"sandbox {sandbox_id!r} belongs to a pool that no longer exists")
         for _ in range(5):
             try:
-                await self.lifecycle.release(pod, pool, StopDetails(delete_stop_reason(pod)), disable_retry=True)
-                return out
+                written = await self.lifecycle.release(pod, pool, StopDetails(delete_stop_reason(pod)),
+                                                       disable_retry=True)
             except (KubeError, inplace.UnexpectedPodPhase):
                 pod = await self.client.get(pods_path(pv.namespace(pod), pv.name(pod)))
                 if pv.sandbox_id(pod) != sandbox_id or pv.sandbox_phase(pod) in (
                         v.SandboxPhase.STOPPING.value, v.SandboxPhase.IDLE.value):
                     return out
+            else:
+                await self.pods.wait_seen(written, READ_YOUR_WRITES_S)  # an immediate get or delete sees it
+                return out
         raise InvalidRequest("the sandbox kept changing; retry the delete")
 
     async def logs(self, sandbox_id: str, container: str | None = None, lines: int = 0,
@@ -376,8 +381,9 @@ class SandboxService:
             else {v.ANN_IDLE_TIMEOUT: str(max(1, int(seconds))), v.ANN_LAST_ACTIVE: format_time(now_utc())})
         for _ in range(5):
             try:
-                await self.client.merge_patch(pods_path(pv.namespace(pod), pv.name(pod)), {"metadata": {
+                written = await self.client.merge_patch(pods_path(pv.namespace(pod), pv.name(pod)), {"metadata": {
                     "resourceVersion": pv.resource_version(pod), "annotations": annotations}})
+                await self.pods.wait_seen(written, READ_YOUR_WRITES_S)  # the caller's next read shows it
                 return
             except KubeError as exc:
                 if not exc.conflict and not exc.not_found:
