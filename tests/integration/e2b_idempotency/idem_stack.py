@@ -66,7 +66,8 @@ async def start_replica(cluster: LocalCluster, gateway_url: str, identity: str) 
             admin_key=ADMIN_KEY, secret=SECRET, envd_secret=SECRET, local_cluster_id="it", apikey_cache_ttl=1.0,
             api_host="127.0.0.1", api_port=0, e2b_host="127.0.0.1", e2b_port=0,
             idempotency_namespace=NAMESPACE),
-            sandboxes=operator.sandboxes, pools=operator.pool_service, clusters=operator.clusters)
+            sandboxes=operator.sandboxes, pools=operator.pool_service, clusters=operator.clusters,
+            is_leader=lambda: operator.is_leader)
     except BaseException:
         await operator.stop()
         raise

@@ -7,6 +7,7 @@ pods reads the apiserver, not a replica's cache.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 import pytest
@@ -144,3 +145,25 @@ async def test_the_sweep_removes_expired_records_only(two: TwoReplicas) -> None:
     scope = f"{NAMESPACE}/{two.team}/{two.user}"
     assert kr.lease_name(SECRET.encode(), scope, "job-old") not in names
     assert kr.lease_name(SECRET.encode(), scope, "job-young") in names
+
+
+async def test_only_the_leader_sweeps(two: TwoReplicas) -> None:
+    await _record_left_by_a_dead_replica(two, "job-stale", new_sandbox_id("it"), in_flight_for=-20, expires_in=-10)
+    stale = kr.lease_name(SECRET.encode(), f"{NAMESPACE}/{two.team}/{two.user}", "job-stale")
+    leader = False
+    sweeper = kr.KeyReservations(two.kube, NAMESPACE, SECRET.encode(), sweep_interval_s=0.05)
+    task = asyncio.create_task(sweeper.run_sweeper(lambda: leader))
+    try:
+        await asyncio.sleep(0.3)
+        assert stale in {r["metadata"]["name"] for r in await two.key_records()}
+        leader = True
+        for _ in range(100):
+            if stale not in {r["metadata"]["name"] for r in await two.key_records()}:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the leader's sweeper did not remove the expired record")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

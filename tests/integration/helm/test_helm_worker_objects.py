@@ -280,7 +280,8 @@ def test_rbac_is_least_privilege_per_component(rendered):
         assert res in op, res
     assert {"create", "patch", "delete", "watch"} <= op["pods"]
     assert "leases" in verbs(r.get("Role", OPERATOR))  # the Lease lives in the system namespace only
-    assert "configmaps" not in op
+    # Sandbox history ConfigMaps live next to their sandboxes; they are written once and never changed.
+    assert op["configmaps"] == {"get", "list", "watch", "create", "delete"}
     # extproc's rules are checked against its real watches in test_helm_worker_rbac.py.
     for binding, sa in ((OPERATOR, OPERATOR), ("agent-sandbox-extproc", "agent-sandbox-extproc")):
         for kind in ("ClusterRoleBinding", "RoleBinding"):

@@ -97,6 +97,15 @@ async def test_process_refuses_to_serve_apis_without_an_admin_key(ha: OpEnv) -> 
     assert b"admin key" in err
 
 
+async def test_process_rejects_a_malformed_history_ttl(ha: OpEnv) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent_sandbox.common.cli", "operator", "--kubeconfig", str(ha.cluster.kubeconfig),
+        "--sandbox-history-ttl", "1 day", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    assert b"--sandbox-history-ttl" in err and b"invalid duration" in err
+
+
 async def test_process_runs_until_sigterm_and_hands_back_the_lease(ha: OpEnv) -> None:
     proc = await operator_process(ha, "op-term")
     try:

@@ -72,6 +72,8 @@ LABEL_TYPE = PREFIX + "type"
 LABEL_NAMESPACE = PREFIX + "namespace"
 LABEL_TOKEN_HASH = PREFIX + "token-hash"
 LABEL_POOL = PREFIX + "pool"
+#: On the ConfigMaps holding finished-sandbox records (value ``"true"``), one per sandbox.
+LABEL_SANDBOX_HISTORY = PREFIX + "sandbox-history"
 TYPE_API_KEY = "api-key"
 TYPE_IMAGE_PULL_SECRET = "image-pull-secret"
 

@@ -1,9 +1,10 @@
 """Composition of the operator process: caches, controllers, schedulers, services, probes.
 
 Start-up order: Kubernetes client → informers (pods indexed by pool, sandbox
-id and phase; pools) → lifecycle and history → schedulers and services
-(serve claims on every replica) → leader election running the pool
-controller and idle-timeout loop (one replica) → probe/metrics server.
+id and phase; pools; stored history) → lifecycle and history → schedulers and
+services (serve claims on every replica) → leader election running the pool
+controller, idle-timeout loop and history writes/sweeps (one replica) →
+probe/metrics server.
 ``stop`` fails queued claims promptly, stops the loops and releases the lease.
 """
 
@@ -28,6 +29,9 @@ from agent_sandbox.operator.leader import LeaderElector
 from agent_sandbox.operator.lifecycle.actions import Lifecycle
 from agent_sandbox.operator.lifecycle.history import HistoryStore
 from agent_sandbox.operator.lifecycle.history_feed import HistoryFeed
+from agent_sandbox.operator.lifecycle.history_metrics import HistoryMetrics
+from agent_sandbox.operator.lifecycle.history_sync import HistorySync
+from agent_sandbox.operator.lifecycle.history_writer import HistoryWriter
 from agent_sandbox.operator.lifecycle.hook_sealing import HookSealer
 from agent_sandbox.operator.lifecycle.hooks import HookRunner
 from agent_sandbox.operator.metrics import OperatorMetrics
@@ -58,6 +62,8 @@ class Operator:
     pods: Informer
     pools: Informer
     history: HistoryStore
+    history_writer: HistoryWriter
+    history_sync: HistorySync
     lifecycle: Lifecycle
     schedulers: SchedulerRegistry
     sandboxes: SandboxService
@@ -70,7 +76,8 @@ class Operator:
         return self.elector.is_leader if self.elector is not None else True
 
     def ready(self) -> bool:
-        return self.client is not None and self.pods.synced.is_set() and self.pools.synced.is_set()
+        return (self.client is not None and self.pods.synced.is_set() and self.pools.synced.is_set()
+                and self.history_sync.informer.synced.is_set())
 
     async def start(self) -> None:
         s = self.settings
@@ -84,8 +91,13 @@ class Operator:
         self.pools = Informer(client, pools_path(), kind="SandboxPool", lag_s=s.informer_lag_s)
         self.history = HistoryStore(ttl_s=s.history_ttl_s)
         self.lifecycle = Lifecycle(client, self.history, self.metrics, self.dataplane)
-        # Every replica records finished sandboxes from the pod stream, whoever released them.
-        self.pods.add_handler(HistoryFeed(self.history).on_pod_event)
+        # Every replica records finished sandboxes from the pod stream, whoever released them; the leader
+        # also stores them in the API server, from where every replica (a restarted one too) reads them.
+        history_metrics = HistoryMetrics(self.metrics.registry)
+        self.history_writer = HistoryWriter(client, lambda: self.is_leader, history_metrics)
+        self.history_sync = HistorySync(client, self.history, self.history_writer, history_metrics,
+                                        ttl_s=s.history_ttl_s, lag_s=s.informer_lag_s)
+        self.pods.add_handler(HistoryFeed(self.history, on_record=self.history_writer.submit).on_pod_event)
         self.schedulers = SchedulerRegistry(client, self.pods, self.metrics)
         sealer = HookSealer(s.secret) if s.secret else None
         self.sandboxes = SandboxService(client, self.pods, self.pools, self.lifecycle, self.schedulers,
@@ -111,6 +123,7 @@ class Operator:
         self.pools.add_handler(self.controller.on_pool_event)
         self._tasks.append(asyncio.create_task(self.pods.run(), name="informer:pods"))
         self._tasks.append(asyncio.create_task(self.pools.run(), name="informer:pools"))
+        self._tasks.append(asyncio.create_task(self.history_sync.informer.run(), name="informer:history"))
         self._cluster_watch = ClusterConfigWatch(client, self.clusters, s.clusters_namespace)
         self._cluster_watch.start()
         if s.leader_elect:
@@ -124,12 +137,13 @@ class Operator:
         if not s.admin_key:
             log.warning("no admin key configured: /metrics is served without authentication")
         await self.probes.start()
-        await asyncio.wait_for(asyncio.gather(self.pods.synced.wait(), self.pools.synced.wait()), 60)
+        await asyncio.wait_for(asyncio.gather(self.pods.synced.wait(), self.pools.synced.wait(),
+                                              self.history_sync.informer.synced.wait()), 60)
         log.info("operator started", cluster_id=s.cluster_id, identity=s.identity,
                  metrics=self.probes.address)
 
     async def _lead(self) -> None:
-        await asyncio.gather(self.controller.run(), self.idle_loop.run())
+        await asyncio.gather(self.controller.run(), self.idle_loop.run(), self.history_sync.lead())
 
     async def stop(self) -> None:
         if self.client is None:

@@ -22,6 +22,7 @@ from agent_sandbox.common.settings import SettingsError, load_settings
 from agent_sandbox.operator import gctuning
 from agent_sandbox.operator.api.startup import ApiServerSettings, start_api_servers
 from agent_sandbox.operator.app import Operator
+from agent_sandbox.operator.durations import InvalidDuration, parse_duration
 from agent_sandbox.operator.settings import OperatorSettings
 
 log = get_logger(__name__)
@@ -41,11 +42,20 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--e2b-domain", dest="e2b_domain", help="domain returned in E2B create answers")
     parser.add_argument("--envd-url-template", dest="envd_url_template",
                         help="how the operator reaches envd, e.g. http://{pod_ip}:49983")
+    parser.add_argument("--sandbox-history-ttl", dest="history_ttl_s", type=_duration_flag, metavar="DURATION",
+                        help="how long finished sandboxes stay listed, e.g. 24h (default)")
     parser.add_argument("--dev", dest="dev_mode", action="store_true", default=None,
                         help="allow running without an admin key (development only; every caller is admin)")
     parser.add_argument("--no-leader-elect", dest="leader_elect", action="store_false", default=None,
                         help="run controllers without a Lease (single replica only)")
     parser.set_defaults(func=run_command)
+
+
+def _duration_flag(value: str) -> float:
+    try:
+        return parse_duration(value)
+    except InvalidDuration as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -87,7 +97,8 @@ async def run(args: argparse.Namespace) -> int:
         if settings.api_listen:
             servers = await start_api_servers(operator.client, api_settings(settings),
                                               sandboxes=operator.sandboxes, pools=operator.pool_service,
-                                              clusters=operator.clusters)
+                                              clusters=operator.clusters,
+                                              is_leader=lambda: operator.is_leader)
         gctuning.freeze_startup_heap()
         await stop.wait()
     finally:

@@ -8,9 +8,12 @@ deadlocked (a target "never" matched).
 
 from __future__ import annotations
 
+import functools
+
 DEFAULT_REGISTRY = "docker.io"
 
 
+@functools.lru_cache(maxsize=4096)  # a cluster uses few distinct references; each is compared many times
 def normalize_image(ref: str) -> str:
     """Fully qualified ``registry/repo[:tag][@digest]`` with the implicit ``latest`` tag added."""
     ref = ref.strip()

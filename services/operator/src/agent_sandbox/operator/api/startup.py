@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -133,11 +133,13 @@ async def start_api_servers(kube: KubeClient, settings: ApiServerSettings,
                             extra_handlers: Mapping[str, Handler] | None = None, *,
                             sandboxes: SandboxService | None = None,
                             pools: PoolService | None = None,
-                            clusters: ClusterDirectory | None = None) -> ApiServers:
+                            clusters: ClusterDirectory | None = None,
+                            is_leader: Callable[[], bool] = lambda: True) -> ApiServers:
     """Listen with the native API (and, given the service layer, the E2B API); returns the servers to stop.
 
     ``clusters`` (the operator's watched cluster directory) enables ``GET /v1/clusters`` beyond this
     cluster and cross-cluster forwarding; without it every foreign cluster is unknown (502).
+    ``is_leader`` says whether this replica sweeps expired idempotency records (one sweeper is enough).
     """
     clusters = clusters or ClusterDirectory(settings.local_cluster_id)
     deps = build_native_deps(kube, settings, clusters)
@@ -159,7 +161,7 @@ async def start_api_servers(kube: KubeClient, settings: ApiServerSettings,
             reservations = KeyReservations(kube, settings.idempotency_namespace,
                                            (settings.envd_secret or settings.secret).encode(),
                                            holder=default_identity())
-            servers.tasks.append(asyncio.create_task(reservations.run_sweeper(), name="idempotency-sweep"))
+            servers.tasks.append(asyncio.create_task(reservations.run_sweeper(is_leader), name="idempotency-sweep"))
             e2b = E2BDeps(access=access, pools=pools, envd=servers.envd, envd_version=settings.envd_version,
                           domain=settings.e2b_domain, local_cluster_id=settings.local_cluster_id,
                           reservations=reservations)

@@ -248,11 +248,13 @@ class KeyReservations:
             await self._discard(lease)
         return len(expired)
 
-    async def run_sweeper(self) -> None:
-        """Sweep forever; an unreachable apiserver only delays the next pass."""
+    async def run_sweeper(self, is_leader: Callable[[], bool] = lambda: True) -> None:
+        """Sweep forever while ``is_leader()`` (one replica sweeps; deletes are guarded by resourceVersion
+        anyway, so a sweep during a leadership change is harmless); an unreachable apiserver only delays
+        the next pass."""
         while True:
             try:
-                removed = await self.sweep()
+                removed = await self.sweep() if is_leader() else 0
                 if removed:
                     log.info("expired idempotency records removed", count=removed)
             except Exception as exc:  # the loop must outlive any apiserver failure

@@ -2,8 +2,10 @@
 
 Pods are recycled, so once a sandbox stops its pod no longer says anything
 about it; callers still expect ``get``/``list`` to show how it ended. Every
-replica fills its own store from the pod stream (:mod:`.history_feed`). Records
-live in memory with a TTL (24 h by default) and a hard entry cap so a burst of
+replica fills its own store from the pod stream (:mod:`.history_feed`) and from
+the durable copies the leader keeps in the API server (:mod:`.history_sync`),
+so a restarted replica still knows how earlier sandboxes ended. Records live
+in memory with a TTL (24 h by default) and a hard entry cap so a burst of
 short sandboxes cannot grow the process without bound; the oldest record goes
 first when the cap is hit.
 """
@@ -32,13 +34,23 @@ class HistoryStore:
     def key(namespace: str, sandbox_id: str) -> str:
         return f"{namespace}/{sandbox_id}"
 
-    def put(self, record: dict[str, Any]) -> None:
+    @property
+    def max_records(self) -> int:
+        return self._max
+
+    def put(self, record: dict[str, Any], ttl_s: float | None = None) -> None:
+        """Keep ``record`` for ``ttl_s`` (default: the store's TTL; less for a record read back from the
+        API server, which ended earlier)."""
         key = self.key(record.get("namespace", ""), record.get("sandboxId", ""))
         self._records.pop(key, None)
-        self._records[key] = (self._clock() + self._ttl, record)
+        self._records[key] = (self._clock() + (self._ttl if ttl_s is None else min(ttl_s, self._ttl)), record)
         self._by_id[record.get("sandboxId", "")] = key
         while len(self._records) > self._max:
             self._drop(next(iter(self._records)))
+
+    def discard(self, namespace: str, sandbox_id: str) -> None:
+        if self.key(namespace, sandbox_id) in self._records:
+            self._drop(self.key(namespace, sandbox_id))
 
     def _drop(self, key: str) -> None:
         _expiry, rec = self._records.pop(key)

@@ -10,6 +10,8 @@ or the pod holding it fails or starts being deleted. The record is read from
 that pod version alone (stop annotations, pod status, deletion and recycle
 times), the watch delivers the same versions in the same order everywhere,
 and the first ending of an id wins — so every replica holds the same record.
+The leader also hands each new record on to be stored durably
+(:mod:`.history_writer`), for replicas that start later.
 
 The handler runs for every pod event, claims included, so it settles the
 common case (no sandbox ended) with a few dictionary reads.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from agent_sandbox.common import vocabulary as v
 from agent_sandbox.common.logging import get_logger
@@ -66,9 +69,12 @@ def recycled_at(new: pv.Pod | None) -> str:
 class HistoryFeed:
     """Pod informer handler that fills this replica's :class:`HistoryStore`."""
 
-    def __init__(self, store: HistoryStore, now: Callable[[], datetime] = now_utc) -> None:
+    def __init__(self, store: HistoryStore, now: Callable[[], datetime] = now_utc,
+                 on_record: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """``on_record`` receives each new record (to be made durable); it must not block."""
         self.store = store
         self._now = now
+        self._on_record = on_record
 
     def on_pod_event(self, event: str, old: pv.Pod | None, new: pv.Pod | None) -> None:
         ending = sandbox_ending(old, new)
@@ -81,5 +87,7 @@ class HistoryFeed:
         record = finished_record(pod, self._now(), gone=gone,
                                  recycled_at="" if new is None or new is pod else recycled_at(new))
         self.store.put(record)
+        if self._on_record is not None:
+            self._on_record(record)
         log.debug("sandbox finished", sandbox_id=sid, pod=pv.key(pod), status=record["status"],
                  failure=record.get("failureReason"))
