@@ -14,7 +14,7 @@ is the CPU used during the bursts divided by the claims, for this process
 (operator + callers) and the API server + node subprocess: unlike latency it
 barely moves when other work shares the machine (``load_average`` says how
 busy it was). This process tunes and freezes its garbage collector as the
-operator command does (``agent_sandbox.operator.gctuning``). ``--pause-s``
+operator command does (``agent_sandbox.common.gctuning``). ``--pause-s``
 waits that long before every burst (e.g. 70 s: longer than idle API
 connections live, to show a burst after a quiet spell).
 
@@ -39,9 +39,9 @@ from typing import Any
 import uvloop
 import yaml
 
+from agent_sandbox.common import gctuning
 from agent_sandbox.common.logging import configure_logging
 from agent_sandbox.localcluster.app import LocalCluster, LocalClusterProcess
-from agent_sandbox.operator import gctuning
 from agent_sandbox.operator.app import Operator
 from agent_sandbox.operator.services.models import Caller, CreatePoolRequest, CreateSandboxRequest
 from agent_sandbox.operator.settings import OperatorSettings

@@ -98,3 +98,27 @@ async def test_cache_survives_an_api_server_restart(tmp_path) -> None:
                 await second.stop()
     finally:
         await kube.close()
+
+
+async def test_a_gate_holds_events_back_for_a_bounded_time_only(tmp_path) -> None:
+    """While the gate is closed (claim writes in flight) events wait, at most ``hold_s`` each time;
+    once it opens they are applied at once."""
+    async with LocalCluster(state_dir=tmp_path, persist=False) as cluster:
+        kube = await KubeClient.from_kubeconfig(str(cluster.kubeconfig))
+        inf = Informer(kube, pods_path(), kind="Pod")
+        closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        inf.set_gate(lambda: None if closed.done() else asyncio.shield(closed), hold_s=0.5)
+        try:
+            async with running(inf):
+                loop = asyncio.get_running_loop()
+                await kube.create(pods_path("default"), pod("held"))
+                started = loop.time()
+                await asyncio.sleep(0.2)
+                assert "held" not in cache_names(inf), "the gate holds the event back"
+                await wait_until(lambda: "held" in cache_names(inf), 5, "the event is applied after the hold")
+                assert 0.4 <= loop.time() - started < 1.5
+                closed.set_result(None)
+                await kube.create(pods_path("default"), pod("free"))
+                await wait_until(lambda: "free" in cache_names(inf), 0.5, "an open gate does not delay")
+        finally:
+            await kube.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from agent_sandbox.localcluster.apiserver import patches
@@ -53,3 +54,22 @@ def test_parse_body_errors() -> None:
     assert patches.parse_body(patches.APPLY, b"spec:\n  replicas: 2\n") == {"spec": {"replicas": 2}}
     with pytest.raises(patches.PatchError):
         patches.apply_patch(patches.MERGE, {}, [1, 2])
+
+
+def test_patches_leave_the_stored_object_alone_and_share_what_they_do_not_change() -> None:
+    """The store's objects are immutable: a patch copies only the paths it changes."""
+    stored = {"metadata": {"labels": {"a": "1"}, "annotations": {"n": "x"}},
+              "spec": {"containers": [{"name": "c", "image": "i:1", "env": [{"name": "E", "value": "v"}]}],
+                       "volumes": [{"name": "v"}]},
+              "status": {"phase": "Running"}}
+    snapshot = orjson.loads(orjson.dumps(stored))
+    merged = patches.apply_patch(patches.MERGE, stored, {"metadata": {"labels": {"a": None, "b": "2"}}})
+    strategic = patches.apply_patch(patches.STRATEGIC, stored,
+                                    {"spec": {"containers": [{"name": "c", "image": "i:2"}]}})
+    jsonp = patches.apply_patch(patches.JSON_PATCH, stored, [{"op": "replace", "path": "/status/phase", "value": "X"}])
+    assert stored == snapshot
+    assert merged["metadata"]["labels"] == {"b": "2"} and merged["spec"] is stored["spec"]
+    assert merged["metadata"]["annotations"] is stored["metadata"]["annotations"]
+    assert strategic["spec"]["containers"] == [{"name": "c", "image": "i:2", "env": [{"name": "E", "value": "v"}]}]
+    assert strategic["spec"]["volumes"] is stored["spec"]["volumes"] and strategic["metadata"] is stored["metadata"]
+    assert jsonp["status"] == {"phase": "X"}

@@ -1,12 +1,16 @@
-"""Image references, back-off, IP allocation and the timer heap."""
+"""Image references, back-off, IP allocation, the timer heap and timestamps."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
 
 import pytest
 
 from agent_sandbox.localcluster.node.backoff import Backoff, go_duration
 from agent_sandbox.localcluster.node.images import default_digest, digest_of_image_id, image_id, normalize_image
 from agent_sandbox.localcluster.node.ipam import IpAllocator, PoolExhausted
+from agent_sandbox.localcluster.node.timefmt import rfc3339
 from agent_sandbox.localcluster.node.timers import TimerQueue
 
 
@@ -58,3 +62,35 @@ async def test_timer_queue_fires_in_deadline_order() -> None:
     for cb in q.pop_due(now[0]):
         cb()
     assert fired == ["a", "b"] and len(q) == 1 and q.next_deadline() == 9
+
+
+async def test_timer_queue_runs_a_chain_of_instant_steps_in_one_turn() -> None:
+    """Zero-delay follow-ups (stop -> pull -> start) all fire before anyone else runs."""
+    q = TimerQueue()
+    fired: list[str] = []
+
+    def step(name: str, then: str | None) -> None:
+        fired.append(name)
+        if then is not None:
+            q.call_later(0, lambda: step(then, None if then == "start" else "start"))
+
+    q.call_later(0, lambda: step("stop", "pull"))
+    q.call_later(60, lambda: fired.append("later"))
+    assert q.has_due()
+    task = asyncio.create_task(q.run())
+    try:
+        for _ in range(20):  # whoever looks between two turns never sees the chain half done
+            await asyncio.sleep(0)
+            assert fired in ([], ["stop", "pull", "start"])
+        assert fired == ["stop", "pull", "start"]
+        assert not q.has_due() and len(q) == 1
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def test_rfc3339_truncates_to_the_second() -> None:
+    assert rfc3339(0.999) == "1970-01-01T00:00:00Z"
+    assert rfc3339(1732600000.5) == "2024-11-26T05:46:40Z"
+    assert rfc3339(-0.5) == "1969-12-31T23:59:59Z"

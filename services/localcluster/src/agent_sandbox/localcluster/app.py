@@ -47,6 +47,7 @@ from typing import Any
 import yaml
 from aiohttp import ClientSession, web
 
+from agent_sandbox.common import gctuning
 from agent_sandbox.common.logging import get_logger
 
 from .apiserver.faults import FaultConfig
@@ -228,6 +229,7 @@ async def serve(cluster: LocalCluster) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with cluster:
+        gctuning.freeze_startup_heap()  # the loaded store and the imports: out of every later collection
         print(f"LOCALCLUSTER_URL={cluster.url}", flush=True)
         print(f"KUBECONFIG={cluster.kubeconfig}", flush=True)
         await stop.wait()

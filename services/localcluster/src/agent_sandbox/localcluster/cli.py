@@ -10,7 +10,6 @@ at run time with ``PUT /localcluster/v1/faults`` (see ``apiserver.faults``).
 from __future__ import annotations
 
 import argparse
-import gc
 import pathlib
 import sys
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import uvloop
 from pydantic import ValidationError
 
+from agent_sandbox.common import gctuning
 from agent_sandbox.common.logging import configure_logging
 
 from .apiserver.faults import FaultConfig
@@ -89,10 +89,10 @@ def faults_from_args(args: argparse.Namespace) -> FaultConfig:
 def run_command(args: argparse.Namespace) -> int:
     """The subcommand's ``func``: serve on uvloop, whose faster I/O loop matters for the request hot path.
 
-    The store holds many long-lived dicts; a larger young-generation threshold keeps the cyclic garbage
-    collector from pausing the loop every few hundred requests (tail latency).
+    The store holds many long-lived dicts: the collector is tuned as in every server of ours
+    (:mod:`agent_sandbox.common.gctuning`) and the heap frozen once the cluster serves.
     """
-    gc.set_threshold(50_000, 50, 100)
+    gctuning.tune()
     try:
         return uvloop.run(run(args))
     except KeyboardInterrupt:

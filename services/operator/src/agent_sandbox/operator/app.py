@@ -43,6 +43,9 @@ from agent_sandbox.operator.settings import OperatorSettings
 
 log = get_logger(__name__)
 
+#: How long the pod informer holds back watch events while claim writes are in flight.
+CLAIMS_FIRST_HOLD_S = 0.02
+
 
 class Operator:
     def __init__(self, settings: OperatorSettings, *, dataplane: DataPlane | None = None) -> None:
@@ -99,6 +102,8 @@ class Operator:
                                         ttl_s=s.history_ttl_s, lag_s=s.informer_lag_s)
         self.pods.add_handler(HistoryFeed(self.history, on_record=self.history_writer.submit).on_pod_event)
         self.schedulers = SchedulerRegistry(client, self.pods, self.metrics)
+        # A burst's watch echoes wait (briefly) for its claim answers; see Informer.set_gate.
+        self.pods.set_gate(self.schedulers.claims_first, hold_s=CLAIMS_FIRST_HOLD_S)
         sealer = HookSealer(s.secret) if s.secret else None
         self.sandboxes = SandboxService(client, self.pods, self.pools, self.lifecycle, self.schedulers,
                                         self.metrics, cluster_id=s.cluster_id, dataplane=self.dataplane,

@@ -17,9 +17,9 @@ from typing import Any
 
 import uvloop
 
+from agent_sandbox.common import gctuning
 from agent_sandbox.common.logging import configure_logging, get_logger
 from agent_sandbox.common.settings import SettingsError, load_settings
-from agent_sandbox.operator import gctuning
 from agent_sandbox.operator.api.startup import ApiServerSettings, start_api_servers
 from agent_sandbox.operator.app import Operator
 from agent_sandbox.operator.durations import InvalidDuration, parse_duration

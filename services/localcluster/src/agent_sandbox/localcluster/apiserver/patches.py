@@ -9,8 +9,11 @@
 * ``application/apply-patch+yaml`` — server-side apply approximated as a
   strategic merge of the applied configuration (no managed-fields tracking).
 
-Each function takes the current object (owned by the caller: it may be mutated)
-and returns the patched object, raising :class:`PatchError` on a bad patch.
+Each function takes the current object and returns the patched one, raising
+:class:`PatchError` on a bad patch. The current object is never modified: merge
+and strategic patches copy only the dicts and lists on the paths they change and
+share every other subtree with it (the store's objects are immutable, so a write
+need not deep-copy a whole Pod to change a label); a JSON patch works on a copy.
 """
 
 from __future__ import annotations
@@ -56,21 +59,20 @@ def parse_body(content_type: str, body: bytes) -> Any:
 def merge_patch(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
         return patch
-    if not isinstance(target, dict):
-        target = {}
+    result = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
-            target.pop(key, None)
+            result.pop(key, None)
         else:
-            target[key] = merge_patch(target.get(key), value)
-    return target
+            result[key] = merge_patch(result.get(key), value)
+    return result
 
 
 def json_patch(target: dict[str, Any], patch: Any) -> dict[str, Any]:
     if not isinstance(patch, list):
         raise PatchError("json patch must be a list of operations")
     try:
-        result = jsonpatch.JsonPatch(patch).apply(target, in_place=True)
+        result = jsonpatch.JsonPatch(patch).apply(orjson.loads(orjson.dumps(target)), in_place=True)
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, KeyError, TypeError, IndexError) as exc:
         raise PatchError(f"the server rejected our request due to an error in our request: {exc}") from exc
     if not isinstance(result, dict):
@@ -88,7 +90,7 @@ def _strategic_list(field: str, target: Any, patch: list[Any]) -> list[Any]:
         return [strategic_merge(None, p) if isinstance(p, dict) else p for p in patch]
     if any(p.get("$patch") == "replace" for p in patch):
         return [strategic_merge(None, p) for p in patch if p.get("$patch") != "replace"]
-    result = [dict(item) if isinstance(item, dict) else item for item in (target if isinstance(target, list) else [])]
+    result = list(target) if isinstance(target, list) else []
     index = {item.get(key): i for i, item in enumerate(result) if isinstance(item, dict)}
     removed: set[Any] = set()
     for item in patch:
@@ -113,28 +115,27 @@ def strategic_merge(target: Any, patch: Any) -> Any:
         return {k: v for k, v in patch.items() if k != "$patch"}
     if patch.get("$patch") == "delete":
         return None
-    if not isinstance(target, dict):
-        target = {}
+    result = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if key.startswith("$"):
             continue
         if value is None:
-            target.pop(key, None)
+            result.pop(key, None)
         elif isinstance(value, list):
-            target[key] = _strategic_list(key, target.get(key), value)
+            result[key] = _strategic_list(key, result.get(key), value)
         elif isinstance(value, dict):
-            merged = strategic_merge(target.get(key), value)
+            merged = strategic_merge(result.get(key), value)
             if merged is None:
-                target.pop(key, None)
+                result.pop(key, None)
             else:
-                target[key] = merged
+                result[key] = merged
         else:
-            target[key] = value
-    return target
+            result[key] = value
+    return result
 
 
 def apply_patch(content_type: str, target: dict[str, Any], patch: Any) -> dict[str, Any]:
-    """Apply ``patch`` of ``content_type`` to ``target`` (mutated) and return the result."""
+    """``target`` with ``patch`` of ``content_type`` applied (``target`` itself is left as it was)."""
     if content_type == JSON_PATCH:
         return json_patch(target, patch)
     if not isinstance(patch, dict):

@@ -517,8 +517,9 @@ class ApiServer:
             raise _no_route()
         self._resolve_name(rt, req.namespace, meta)
         obj = strategy.prepare_create(rt, body, req.namespace)
-        entry = self.store.create(rt, obj, dry_run=self._dry_run(request))
-        if not self._dry_run(request):
+        dry_run = self._dry_run(request)
+        entry = self.store.create(rt, obj, dry_run=dry_run)
+        if not dry_run:
             self._after_write(rt, entry)
         return self._object_response(request, rt, entry, 201)
 
@@ -535,8 +536,9 @@ class ApiServer:
         raise_if_stale(rt, entry, (body.get("metadata") or {}).get("resourceVersion")
                        if isinstance(body.get("metadata"), dict) else None)
         new = strategy.prepare_update(rt, entry.obj, body, req.subresource)
-        updated = self.store.replace(rt, entry, new, dry_run=self._dry_run(request))
-        if not self._dry_run(request):
+        dry_run = self._dry_run(request)
+        updated = self.store.replace(rt, entry, new, dry_run=dry_run)
+        if not dry_run:
             self._after_write(rt, updated)
         return self._object_response(request, rt, updated)
 
@@ -558,7 +560,10 @@ class ApiServer:
             if req.subresource == "scale":
                 scale = patches.apply_patch(ctype, self._scale_object(rt, entry.obj), body)
                 return self._write_scale(request, rt, entry, scale)
-            patched = patches.apply_patch(ctype, orjson.loads(entry.raw), body)
+            # Patches share unchanged subtrees with the stored object instead of copying it; a custom
+            # resource is pruned and defaulted in place afterwards (schema.prune_and_default), so it
+            # gets a copy of its own.
+            patched = patches.apply_patch(ctype, orjson.loads(entry.raw) if rt.custom else entry.obj, body)
         except patches.PatchError as exc:
             if exc.status == 400:
                 raise bad_request(str(exc)) from None
@@ -567,8 +572,9 @@ class ApiServer:
             raise unprocessable("metadata must be an object")
         raise_if_stale(rt, entry, patched["metadata"].get("resourceVersion"))
         new = strategy.prepare_update(rt, entry.obj, patched, req.subresource)
-        updated = self.store.replace(rt, entry, new, dry_run=self._dry_run(request))
-        if not self._dry_run(request):
+        dry_run = self._dry_run(request)
+        updated = self.store.replace(rt, entry, new, dry_run=dry_run)
+        if not dry_run:
             self._after_write(rt, updated)
         return self._object_response(request, rt, updated)
 

@@ -143,13 +143,45 @@ def _pod_causes(pod: dict[str, Any]) -> list[dict[str, str]]:
     return causes
 
 
-def _pod_spec_without_mutable(spec: dict[str, Any]) -> dict[str, Any]:
-    stripped = {k: v for k, v in spec.items() if k not in _POD_MUTABLE and k != "nodeName"}
+_MISSING = object()
+_SPEC_COMPARED_APART = frozenset({*_POD_MUTABLE, "nodeName", "containers", "initContainers"})
+_IMAGE = frozenset({"image"})
+
+
+def _equal_except(a: dict[str, Any], b: dict[str, Any], skip: frozenset[str]) -> bool:
+    """``a == b`` ignoring the keys in ``skip``, without copying either (shared values compare by identity)."""
+    count = 0
+    for key, value in a.items():
+        if key in skip:
+            continue
+        count += 1
+        other = b.get(key, _MISSING)
+        if other is not value and other != value:
+            return False
+    return count == sum(1 for key in b if key not in skip)
+
+
+def _only_mutable_changed(old_spec: dict[str, Any], new_spec: dict[str, Any]) -> bool:
+    """True when the specs differ at most in the fields a pod update may change (container images included)."""
+    if not _equal_except(old_spec, new_spec, _SPEC_COMPARED_APART):
+        return False
     for field in ("containers", "initContainers"):
-        if isinstance(stripped.get(field), list):
-            stripped[field] = [{k: v for k, v in c.items() if k != "image"} if isinstance(c, dict) else c
-                               for c in stripped[field]]
-    return stripped
+        before, after = old_spec.get(field), new_spec.get(field)
+        if before is after:
+            continue
+        if not isinstance(before, list) or not isinstance(after, list):
+            if before != after:
+                return False
+            continue
+        if len(before) != len(after):
+            return False
+        for a, b in zip(before, after, strict=True):
+            if isinstance(a, dict) and isinstance(b, dict):
+                if not _equal_except(a, b, _IMAGE):
+                    return False
+            elif a != b:
+                return False
+    return True
 
 
 def _pod_update_causes(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, str]]:
@@ -159,7 +191,7 @@ def _pod_update_causes(old: dict[str, Any], new: dict[str, Any]) -> list[dict[st
     causes = _pod_causes(new)
     if causes:
         return causes
-    if _pod_spec_without_mutable(old_spec) != _pod_spec_without_mutable(new_spec):
+    if not _only_mutable_changed(old_spec, new_spec):
         causes.append(cause("spec", "Forbidden: pod updates may not change fields other than "
                                     "`spec.containers[*].image`, `spec.initContainers[*].image`, "
                                     "`spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing "

@@ -48,8 +48,11 @@ class PodWriter:
             self._session = None
 
     async def send(self, method: str, path: str, body: dict[str, Any],
-                   content_type: str = "application/json") -> dict[str, Any]:
-        """One write; its JSON answer, or ``ApiException`` with the status for a non-2xx answer."""
+                   content_type: str = "application/json") -> None:
+        """One write; ``ApiException`` with the status for a non-2xx answer.
+
+        The answer (the whole written Pod) is not decoded: the node learns the result from its watch.
+        """
         cfg = self._api.configuration
         headers = {"Accept": "application/json", "Content-Type": content_type}
         token = await cfg.get_api_key_with_prefix("BearerToken")
@@ -63,7 +66,6 @@ class PodWriter:
             exc = ApiException(status=resp.status, reason=resp.reason)
             exc.body = data.decode(errors="replace")
             raise exc
-        return orjson.loads(data) if data else {}
 
     async def bind(self, namespace: str, name: str, node: str) -> None:
         await self.send("POST", pod_path(namespace, name, "binding"), {

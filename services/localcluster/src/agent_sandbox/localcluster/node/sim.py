@@ -110,6 +110,9 @@ class SimRuntime(Runtime):
         self._evicting: set[str] = set()  # pod uids with an eviction timer
         self._execs: dict[str, set[asyncio.Task[Any]]] = {}  # container id -> running exec sessions
         self._scratch: pathlib.Path | None = None  # exec scratch root, made at the first exec
+        # image -> (its rule, its imageID): settings are fixed, and glob matching and hashing are not free
+        self._images: dict[str, tuple[ImageRule, str]] = {}
+        self._default_rule = ImageRule(pattern="*")
 
     async def open(self) -> None:
         return None
@@ -151,11 +154,17 @@ class SimRuntime(Runtime):
 
     # ---- per image / per pod behaviour --------------------------------------------------------
 
-    def _rule(self, image: str) -> ImageRule:
-        return self._settings.rule(image) or ImageRule(pattern="*")
+    def _image(self, image: str) -> tuple[ImageRule, str]:
+        known = self._images.get(image)
+        if known is None:
+            if len(self._images) >= IMAGE_CACHE_SIZE:
+                self._images.clear()
+            rule = self._settings.rule(image) or self._default_rule
+            known = self._images[image] = (rule, image_id(image, rule.digest or default_digest(image)))
+        return known
 
-    def _digest(self, image: str) -> str:
-        return self._rule(image).digest or default_digest(image)
+    def _rule(self, image: str) -> ImageRule:
+        return self._image(image)[0]
 
     def _pull_error(self, pod: PodRecord, image: str) -> str | None:
         pattern = pod.annotations.get(ANN_PULL_ERROR)
@@ -195,7 +204,7 @@ class SimRuntime(Runtime):
         self._pulled.move_to_end(image)
         while len(self._pulled) > IMAGE_CACHE_SIZE:
             self._pulled.popitem(last=False)
-        self._events.pulled(uid, container, token, image_id(image, self._digest(image)))
+        self._events.pulled(uid, container, token, self._image(image)[1])
 
     def start(self, pod: PodRecord, container: str, action: Start) -> None:
         rule = self._rule(action.image)

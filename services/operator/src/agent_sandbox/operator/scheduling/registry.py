@@ -6,6 +6,9 @@ when the pool is deleted.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
+
 from agent_sandbox.operator import podview as pv
 from agent_sandbox.operator.kube.client import KubeClient
 from agent_sandbox.operator.kube.informer import Informer
@@ -47,6 +50,12 @@ class SchedulerRegistry:
         sched = self._schedulers.get(pool_key)
         if sched is not None:
             await sched.wait_quiet(timeout_s)
+
+    def claims_first(self) -> Awaitable[None] | None:
+        """Gate for the pod informer (:meth:`Informer.set_gate`): while claim writes are in flight, an
+        awaitable that ends when they are done; None (go on) otherwise."""
+        busy = [s for s in self._schedulers.values() if s.writing]
+        return asyncio.gather(*(s.wait_writes_idle() for s in busy)) if busy else None
 
     def notify_idle(self, pool_key: str) -> None:
         sched = self._schedulers.get(pool_key)

@@ -42,6 +42,8 @@ from agent_sandbox.operator.timeutil import format_time, now_utc, parse_time
 
 QUEUE_CAPACITY = 8192
 MAX_INFLIGHT = 128
+#: Claim writes started before the loop turns once, so they leave while the next ones are built.
+DISPATCH_BATCH = 32
 REFRESH_THROTTLE_S = 0.05
 LOW_WATER = 4
 EXPIRE_TICK_S = 0.3
@@ -109,6 +111,8 @@ class PoolScheduler:
         self._wake = asyncio.Event()
         self._quiet = asyncio.Event()
         self._quiet.set()
+        self._writes_idle = asyncio.Event()  # no claim write in flight
+        self._writes_idle.set()
         self._closed = False
         self._task: asyncio.Task[None] | None = None
         self._side_tasks: set[asyncio.Task[Any]] = set()
@@ -183,8 +187,18 @@ class PoolScheduler:
             await asyncio.wait_for(self._quiet.wait(), timeout_s)
 
     def _note_quiet(self) -> None:
-        if not self._requests and self._inflight == 0:
-            self._quiet.set()
+        if self._inflight == 0:
+            self._writes_idle.set()
+            if not self._requests:
+                self._quiet.set()
+
+    @property
+    def writing(self) -> bool:
+        """Claim writes are in flight."""
+        return self._inflight > 0
+
+    async def wait_writes_idle(self) -> None:
+        await self._writes_idle.wait()
 
     def snapshot(self) -> dict[str, Any]:
         return {"idle_ready": len(self._ready), "queue_len": len(self._requests),
@@ -244,7 +258,7 @@ class PoolScheduler:
                     self._refresh(force=True)
                     poll = min(POLL_CAP_S, poll * 2) * random.uniform(0.8, 1.2)
                     next_poll = now + poll
-                if self._dispatch():
+                if await self._dispatch():
                     poll = POLL_BASE_S
                     next_poll = self._clock() + poll
                 self._maybe_write_status()
@@ -275,8 +289,16 @@ class PoolScheduler:
         self._metrics.ready_queue.labels(*labels).set(len(self._ready))
         self._metrics.reservations.labels(*labels).set(len(self._reservations))
 
-    def _dispatch(self) -> bool:
+    async def _dispatch(self) -> bool:
+        """Start a claim write for each queued request while idle pods and write slots last.
+
+        After every ``DISPATCH_BATCH`` the loop turns once, so those requests leave before the next are
+        built: aiohttp sends a body from a task of its own, and with a whole burst started at once the
+        first write would reach the API server only after the last had been prepared (the server idles
+        meanwhile, then everything queues behind it). Turning after every write is no better: each
+        request then costs both sides a loop iteration of its own."""
         dispatched = False
+        started = 0
         while self._requests and self._inflight < self._max_inflight:
             req = self._requests[0]
             if req.future.done():
@@ -297,10 +319,14 @@ class PoolScheduler:
                 break
             self._requests.popleft()
             self._inflight += 1
+            self._writes_idle.clear()
             self._metrics.dispatch_latency.observe(max(0.0, self._clock() - req.enqueued_at))
             self.last_dispatch_at = self._clock()
             dispatched = True
             self._spawn(self._cas(req, key))
+            started += 1
+            if started % DISPATCH_BATCH == 0:
+                await asyncio.sleep(0)
         return dispatched
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
