@@ -124,7 +124,7 @@ class LocalCluster:
         self.kubeconfig = pathlib.Path()
         self.ca_file = pathlib.Path()
         self.server: ApiServer | None = None
-        self._runner: web.AppRunner | None = None
+        self._runner: web.BaseRunner | None = None
         self._node_task: asyncio.Task[None] | None = None
         self._own_state_dir = False
 
@@ -146,7 +146,7 @@ class LocalCluster:
                            bookmark_interval=self._bookmark_interval)
         await server.start()
         self.server = server
-        runner = web.AppRunner(server.make_app(), access_log=None, handle_signals=False, shutdown_timeout=2.0)
+        runner = web.ServerRunner(server.make_server(), handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
         self._runner = runner
         await web.TCPSite(runner, self.host, self.port, backlog=1024).start()
@@ -166,7 +166,7 @@ class LocalCluster:
                                 server.pod_logs.register, server.pod_exec.register),
                 name=f"localcluster-node-{self.node_name}")
 
-    async def _start_tls_site(self, runner: web.AppRunner, ssl_context: ssl.SSLContext) -> None:
+    async def _start_tls_site(self, runner: web.BaseRunner, ssl_context: ssl.SSLContext) -> None:
         """Listen for HTTPS; with a state dir and no fixed port, reuse the port of the previous run.
 
         The kubeconfig names the TLS port, so keeping it stable lets clients that hold

@@ -99,7 +99,7 @@ class PodExecRunners:
         task.add_done_callback(forget)
 
 
-async def serve(request: web.Request, pod: dict[str, Any], runners: PodExecRunners) -> web.StreamResponse:
+async def serve(request: web.BaseRequest, pod: dict[str, Any], runners: PodExecRunners) -> web.StreamResponse:
     """Answer one exec request on ``pod``: refuse it with a Status, or upgrade and run it."""
     try:
         options = xp.parse_options(request.query, pod)

@@ -45,6 +45,9 @@ from .resources import CRD_KEY, Registry, ResourceType, served_bytes
 from .selectors import label_selector_to_string, parse_field_selector, parse_label_selector
 from .store import Entry, Store, raise_if_stale
 
+#: Largest request body accepted (a big ConfigMap or CRD).
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
 log = get_logger(__name__)
 
 HEALTH_PATHS = frozenset({"/healthz", "/readyz", "/livez"})
@@ -192,18 +195,23 @@ class ApiServer:
 
     # ----- HTTP entry ----------------------------------------------------------------------
 
-    def make_app(self) -> web.Application:
-        app = web.Application(client_max_size=32 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        return app
+    def make_server(self) -> web.Server:
+        """aiohttp's low-level server around :meth:`handle`: the API server routes every path itself, so
+        no application router, middleware chain or signals run per request."""
+        loop = asyncio.get_running_loop()
 
-    def _authorized(self, request: web.Request) -> bool:
+        def request(message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> web.BaseRequest:
+            return web.BaseRequest(message, payload, protocol, writer, task, loop, client_max_size=MAX_BODY_BYTES)
+
+        return web.Server(self.handle, request_factory=request, access_log=None)
+
+    def _authorized(self, request: web.BaseRequest) -> bool:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
             return False
         return hmac.compare_digest(header[7:].strip().encode(), self.token.encode())
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path
         if path in HEALTH_PATHS or path.startswith(("/healthz/", "/readyz/", "/livez/")):
             return web.Response(text="ok", content_type="text/plain")
@@ -221,7 +229,7 @@ class ApiServer:
             log.exception("unhandled error", method=request.method, path=path)
             return status_response(internal(f"internal error: {type(exc).__name__}"))
 
-    async def _faults_endpoint(self, request: web.Request) -> web.Response:
+    async def _faults_endpoint(self, request: web.BaseRequest) -> web.Response:
         if request.method == "GET":
             return json_response(self.faults.config.model_dump())
         if request.method != "PUT":
@@ -234,7 +242,7 @@ class ApiServer:
         log.info("fault injection updated", **config.model_dump())
         return json_response(config.model_dump())
 
-    async def _dispatch(self, request: web.Request, path: str) -> web.StreamResponse:
+    async def _dispatch(self, request: web.BaseRequest, path: str) -> web.StreamResponse:
         parts = [p for p in path.split("/") if p]
         if not parts:
             return json_response({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/version"]})
@@ -296,7 +304,7 @@ class ApiServer:
             raise internal(f"the write could not be saved to disk ({exc}); it may or may not take effect: "
                            "read the object again before retrying") from None
 
-    async def _dispatch_write(self, request: web.Request, req: Request, path: str) -> web.Response:
+    async def _dispatch_write(self, request: web.BaseRequest, req: Request, path: str) -> web.Response:
         method = request.method
         if method == "POST":
             if req.name is None:
@@ -371,14 +379,14 @@ class ApiServer:
     def _raw(rt: ResourceType, entry: Entry) -> bytes:
         return served_bytes(rt, entry.obj, entry.raw)
 
-    def _object_response(self, request: web.Request, rt: ResourceType, entry: Entry,
+    def _object_response(self, request: web.BaseRequest, rt: ResourceType, entry: Entry,
                          status: int = 200) -> web.Response:
         if tables.wants_table(request.headers.get("Accept", "")):
             include = request.query.get("includeObject", "Metadata")
             return json_response(tables.table(rt, [entry.obj], include=include), status)
         return json_response(self._raw(rt, entry), status)
 
-    async def _body(self, request: web.Request) -> Any:
+    async def _body(self, request: web.BaseRequest) -> Any:
         ctype = request.content_type
         if ctype not in _JSON_TYPES and ctype != "application/yaml":
             raise unsupported_media_type(ctype)
@@ -394,12 +402,12 @@ class ApiServer:
         return body
 
     @staticmethod
-    def _dry_run(request: web.Request) -> bool:
+    def _dry_run(request: web.BaseRequest) -> bool:
         return "All" in request.query.getall("dryRun", [])
 
     # ----- reads ---------------------------------------------------------------------------
 
-    def _selectors(self, request: web.Request, rt: ResourceType) -> tuple[Any, Any]:
+    def _selectors(self, request: web.BaseRequest, rt: ResourceType) -> tuple[Any, Any]:
         try:
             labels = parse_label_selector(request.query.get("labelSelector"))
             fields = parse_field_selector(request.query.get("fieldSelector"), rt.field_labels, rt.kind)
@@ -407,13 +415,13 @@ class ApiServer:
             raise bad_request(f"unable to parse selector: {exc}") from None
         return labels, fields
 
-    def _get(self, request: web.Request, req: Request) -> web.Response:
+    def _get(self, request: web.BaseRequest, req: Request) -> web.Response:
         entry = self.store.get(req.rt, req.namespace, req.name or "")
         if req.subresource == "scale":
             return json_response(self._scale_object(req.rt, entry.obj))
         return self._object_response(request, req.rt, entry)
 
-    async def _pod_log(self, request: web.Request, req: Request) -> web.Response:
+    async def _pod_log(self, request: web.BaseRequest, req: Request) -> web.Response:
         pod = self.store.get(req.rt, req.namespace, req.name or "").obj
         tail_lines = _query_int(request.query, "tailLines")
         limit_bytes = _query_int(request.query, "limitBytes")
@@ -429,7 +437,7 @@ class ApiServer:
         data = await self.pod_logs.read(node, pod["metadata"].get("uid", ""), container)
         return web.Response(body=trim(data, tail_lines, limit_bytes), content_type="text/plain")
 
-    def _list(self, request: web.Request, req: Request) -> web.Response:
+    def _list(self, request: web.BaseRequest, req: Request) -> web.Response:
         rt = req.rt
         labels, fields = self._selectors(request, rt)
         limit = _query_int(request.query, "limit") or 0
@@ -451,7 +459,7 @@ class ApiServer:
 
     # ----- watch ---------------------------------------------------------------------------
 
-    async def _watch(self, request: web.Request, req: Request) -> web.StreamResponse:
+    async def _watch(self, request: web.BaseRequest, req: Request) -> web.StreamResponse:
         rt = req.rt
         labels, fields = self._selectors(request, rt)
         query = request.query
@@ -507,7 +515,7 @@ class ApiServer:
                 return
         raise StatusError(500, "ServerTimeout", f"could not generate a unique name for {prefix!r}")
 
-    async def _create(self, request: web.Request, req: Request) -> web.Response:
+    async def _create(self, request: web.BaseRequest, req: Request) -> web.Response:
         rt = req.rt
         body = await self._body(request)
         meta = body.setdefault("metadata", {})
@@ -527,7 +535,7 @@ class ApiServer:
         if rt.key == CRD_KEY:
             self.registry.install_crd(entry.obj)
 
-    async def _update(self, request: web.Request, req: Request) -> web.Response:
+    async def _update(self, request: web.BaseRequest, req: Request) -> web.Response:
         rt = req.rt
         body = await self._body(request)
         entry = self.store.get(rt, req.namespace, req.name or "")
@@ -542,7 +550,7 @@ class ApiServer:
             self._after_write(rt, updated)
         return self._object_response(request, rt, updated)
 
-    async def _patch(self, request: web.Request, req: Request) -> web.Response:
+    async def _patch(self, request: web.BaseRequest, req: Request) -> web.Response:
         rt = req.rt
         ctype = request.content_type
         if ctype not in patches.PATCH_TYPES:
@@ -578,7 +586,7 @@ class ApiServer:
             self._after_write(rt, updated)
         return self._object_response(request, rt, updated)
 
-    def _apply_create(self, request: web.Request, req: Request, body: Any) -> web.Response:
+    def _apply_create(self, request: web.BaseRequest, req: Request, body: Any) -> web.Response:
         if not isinstance(body, dict):
             raise bad_request("apply patch body must be an object")
         meta = body.setdefault("metadata", {})
@@ -611,7 +619,7 @@ class ApiServer:
                 "spec": {"replicas": strategy.get_path(obj, rt.scale.spec_replicas_path) or 0},
                 "status": status}
 
-    def _write_scale(self, request: web.Request, rt: ResourceType, entry: Entry, scale: Any) -> web.Response:
+    def _write_scale(self, request: web.BaseRequest, rt: ResourceType, entry: Entry, scale: Any) -> web.Response:
         assert rt.scale is not None
         if not isinstance(scale, dict):
             raise bad_request("the scale body must be an object")
@@ -628,7 +636,7 @@ class ApiServer:
 
     # ----- pods: binding (node agents bind pending Pods, there is no separate scheduler) ----
 
-    async def _bind(self, request: web.Request, req: Request) -> web.Response:
+    async def _bind(self, request: web.BaseRequest, req: Request) -> web.Response:
         body = await self._body(request)
         target = (body.get("target") or {}).get("name")
         if not target:
@@ -652,7 +660,7 @@ class ApiServer:
 
     # ----- deletes -------------------------------------------------------------------------
 
-    async def _delete_options(self, request: web.Request) -> dict[str, Any]:
+    async def _delete_options(self, request: web.BaseRequest) -> dict[str, Any]:
         options: dict[str, Any] = {}
         if request.can_read_body:
             data = await request.read()
@@ -686,7 +694,7 @@ class ApiServer:
                                  preconditions=options.get("preconditions"),
                                  dry_run="All" in (options.get("dryRun") or []))
 
-    async def _delete(self, request: web.Request, req: Request) -> web.Response:
+    async def _delete(self, request: web.BaseRequest, req: Request) -> web.Response:
         rt = req.rt
         options = await self._delete_options(request)
         entry, removed = self._delete_one(rt, req.namespace, req.name or "", options)
@@ -696,7 +704,7 @@ class ApiServer:
                                                                  "kind": rt.plural, "uid": meta.get("uid")}})
         return json_response(self._raw(rt, entry))
 
-    async def _delete_collection(self, request: web.Request, req: Request) -> web.Response:
+    async def _delete_collection(self, request: web.BaseRequest, req: Request) -> web.Response:
         rt = req.rt
         labels, fields = self._selectors(request, rt)
         options = await self._delete_options(request)

@@ -47,7 +47,7 @@ def bookmark(rt: ResourceType, rv: int, initial_end: bool = False) -> bytes:
                                                        "metadata": meta}}) + b"\n"
 
 
-async def stream(request: web.Request, response: web.StreamResponse, rt: ResourceType, watcher: Watcher,
+async def stream(request: web.BaseRequest, response: web.StreamResponse, rt: ResourceType, watcher: Watcher,
                  current_rv: Callable[[], int], faults: FaultInjector, opts: StreamOptions,
                  durable: Callable[[int], Awaitable[None]] | None = None) -> None:
     loop = asyncio.get_running_loop()
