@@ -4,7 +4,9 @@ Runs the embedded API server with a ``sim`` node (as its own process, like a
 real control plane; ``--in-process`` shares the event loop) and a real
 operator, fills a pool with N idle pods, then for each concurrency level claims
 N sandboxes (``wait=False``: the claim itself; ``wait=True``: until Running
-with the in-place image swap done) and releases them again. Prints one JSON
+with the in-place image swap done) and releases them again, waiting until the
+pool is idle again and the finished sandboxes' history records are stored, so
+one burst does not overlap the previous one's clean-up. Prints one JSON
 document.
 
 Each level reports its first burst on its own (it pays first-use costs, such
@@ -57,11 +59,14 @@ def pct(values: list[float], q: float) -> float:
     return round(ordered[idx] * 1000, 2)
 
 
-async def wait_idle(op: Operator, n: int, within_s: float = 120) -> None:
+async def wait_idle(op: Operator, n: int, finished: int = 0, within_s: float = 120) -> None:
+    """Until the pool is back to ``n`` idle pods and the ``finished`` sandboxes so far have their stored
+    history records (the next burst must not overlap the previous one's clean-up)."""
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         c = op.pool_service.counts("default", "bench")
-        if c["idle"] == n and c["unavailableIdle"] == 0 and c["running"] + c["starting"] + c["stopping"] == 0:
+        if (c["idle"] == n and c["unavailableIdle"] == 0 and c["running"] + c["starting"] + c["stopping"] == 0
+                and len(op.history_sync.informer.items()) >= finished):
             return
         await asyncio.sleep(0.05)
     raise RuntimeError(f"pool did not return to {n} idle pods")
@@ -112,8 +117,9 @@ async def burst(op: Operator, cluster: Any, pods: int, concurrency: int, wait: b
     cpu0, cluster0, t0 = time.process_time(), cluster_cpu_s(cluster), time.perf_counter()
     await asyncio.gather(*(one() for _ in range(pods)))
     result = Burst(latencies, time.perf_counter() - t0, time.process_time() - cpu0, cluster_cpu_s(cluster) - cluster0)
+    stored = len(op.history_sync.informer.items())
     await asyncio.gather(*(op.sandboxes.delete(i) for i in ids))
-    await wait_idle(op, pods)
+    await wait_idle(op, pods, finished=stored + len(ids))
     return result
 
 
