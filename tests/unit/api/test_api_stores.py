@@ -6,8 +6,8 @@ import pytest
 
 from agent_sandbox.common.errors import ApiError
 from agent_sandbox.operator.api.exec_tokens import ExecGrant, ExecTokenStore
-from agent_sandbox.operator.api.ttlmap import TTLMap
 from agent_sandbox.operator.e2b.idempotency import IdempotencyStore, fingerprint
+from agent_sandbox.operator.ttlmap import TTLMap
 
 
 class Clock:

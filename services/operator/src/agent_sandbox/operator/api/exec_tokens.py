@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent_sandbox.common.errors import unauthorized
-from agent_sandbox.operator.api.ttlmap import TTLMap
+from agent_sandbox.operator.ttlmap import TTLMap
 
 EXEC_TOKEN_TTL = 30.0
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 
-from agent_sandbox.operator.api.ttlmap import TTLMap
 from agent_sandbox.operator.auth.identity import DEFAULT_NAMESPACE
+from agent_sandbox.operator.ttlmap import TTLMap
 
 _UNSAFE = re.compile(r"[^a-z0-9-]")
 MAX_NAMESPACE_LEN = 63

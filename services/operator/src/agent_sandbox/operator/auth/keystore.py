@@ -16,7 +16,6 @@ from datetime import datetime
 from agent_sandbox.common import apikeys
 from agent_sandbox.common.errors import ApiError, conflict, not_found, unauthorized
 from agent_sandbox.common.logging import get_logger
-from agent_sandbox.operator.api.ttlmap import TTLMap
 from agent_sandbox.operator.auth.identity import Role
 from agent_sandbox.operator.auth.keys import (
     KeyRecord,
@@ -28,6 +27,7 @@ from agent_sandbox.operator.auth.keys import (
 )
 from agent_sandbox.operator.auth.kube_secrets import AuthBackend, SecretExists
 from agent_sandbox.operator.timeutil import now_utc
+from agent_sandbox.operator.ttlmap import TTLMap
 
 log = get_logger(__name__)
 

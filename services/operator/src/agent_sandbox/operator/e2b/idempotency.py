@@ -19,7 +19,7 @@ from typing import Generic, TypeVar
 import orjson
 
 from agent_sandbox.common.errors import bad_request, conflict
-from agent_sandbox.operator.api.ttlmap import TTLMap
+from agent_sandbox.operator.ttlmap import TTLMap
 
 T = TypeVar("T")
 HEADER = "Idempotency-Key"

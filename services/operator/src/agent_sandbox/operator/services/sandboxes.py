@@ -44,6 +44,7 @@ from agent_sandbox.operator.services.errors import AlreadyExists, InvalidRequest
 from agent_sandbox.operator.services.models import NAME_RE, Caller, CreateSandboxRequest, SandboxList
 from agent_sandbox.operator.services.validation import resolve_images
 from agent_sandbox.operator.timeutil import format_time, now_utc
+from agent_sandbox.operator.ttlmap import TTLMap
 
 log = get_logger(__name__)
 
@@ -52,6 +53,9 @@ log = get_logger(__name__)
 MAX_LOG_BYTES = 1024 * 1024
 #: How long a write waits for the watch cache to show it (reads come from the cache).
 READ_YOUR_WRITES_S = 2.0
+#: Own claims remembered until the pod cache has them (see ``SandboxService._live_pod``).
+RECENT_CLAIMS_TTL_S = 5.0
+RECENT_CLAIMS_MAX = 1024
 _LOGGING_PHASES = frozenset({v.SandboxPhase.STARTING.value, v.SandboxPhase.RUNNING.value,
                              v.SandboxPhase.STOPPING.value})
 
@@ -73,6 +77,8 @@ class SandboxService:
         self.sealer = sealer
         #: Caller-chosen ids of creates in flight (not yet on a pod): a second create with one is refused.
         self._claiming: set[str] = set()
+        #: Pods as our claim writes returned them, by sandbox id: read-your-writes before the watch delivers.
+        self._recent_claims: TTLMap[str, pv.Pod] = TTLMap(RECENT_CLAIMS_TTL_S, RECENT_CLAIMS_MAX)
 
     # ---- create ----------------------------------------------------------------------------
     async def _pool(self, caller: Caller, name: str) -> dict[str, Any]:
@@ -189,6 +195,7 @@ class SandboxService:
         finally:
             self.metrics.claim_duration.labels(outcome).observe(time.monotonic() - started)
             self.metrics.create_total.labels(outcome).inc()
+        self._recent_claims.put(sandbox_id, pod)
         try:
             if self.dataplane is not None:
                 await self.dataplane.push_route(sandbox_id, pv.namespace(pod), pv.name(pod))
@@ -265,12 +272,18 @@ class SandboxService:
 
     async def _live_pod(self, sandbox_id: str, namespace: str | None) -> pv.Pod | None:
         """The pod holding ``sandbox_id``: from the cache, else (a claim the watch has not delivered
-        yet — read-your-writes right after create) from the API server."""
+        yet — read-your-writes right after create) as our own claim wrote it while the cache still
+        holds an older version of that pod, else from the API server."""
         for pod in self.pods.by_index("sandbox-id", sandbox_id):
             if namespace is None or pv.namespace(pod) == namespace:
                 return pod
         if not is_sandbox_id(sandbox_id) or self.lifecycle.history.find(sandbox_id) is not None:
             return None
+        claimed = self._recent_claims.get(sandbox_id)
+        if claimed is not None and (namespace is None or pv.namespace(claimed) == namespace):
+            cached = self.pods.get(pv.key(claimed))
+            if cached is not None and pv.rv_older(pv.resource_version(cached), pv.resource_version(claimed)):
+                return claimed
         listing = await self.client.list(pods_path(namespace),
                                          label_selector=f"{v.LABEL_SANDBOX_ID}={sandbox_id}")
         items = listing.get("items") or []
