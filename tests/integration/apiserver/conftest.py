@@ -75,8 +75,17 @@ def make_api_client() -> Callable[[LocalCluster], client.ApiClient]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def cluster() -> AsyncIterator[LocalCluster]:
-    async with LocalCluster(crd_dir=CRD_DIR, bookmark_interval=0.3) as running:
+async def cluster(request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalCluster]:
+    """The module's cluster: no node, or the node a module names in ``CLUSTER_NODE`` (e.g. ``"local"``,
+    with its own state directory for the sandboxes' files)."""
+    node = getattr(request.module, "CLUSTER_NODE", None)
+    if node is None:
+        async with LocalCluster(crd_dir=CRD_DIR, bookmark_interval=0.3) as running:
+            yield running
+        return
+    async with LocalCluster(state_dir=tmp_path_factory.mktemp(f"{node}-cluster"), node=node,
+                            node_name=f"{node}-node") as running:
         yield running
 
 

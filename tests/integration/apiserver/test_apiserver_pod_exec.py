@@ -20,6 +20,7 @@ from kubernetes_asyncio.stream import WsApiClient
 
 from agent_sandbox.localcluster.app import LocalCluster
 
+CLUSTER_NODE = "local"  # the shared ``cluster`` fixture runs a local node for this module
 pytestmark = [pytest.mark.asyncio(loop_scope="module"),
               pytest.mark.skipif(shutil.which("bwrap") is None, reason="the local node needs bubblewrap")]
 
@@ -28,13 +29,6 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"),
 SCRIPT = "echo from-container > /tmp/marker; grep -E '^Cap(Prm|Eff)' /proc/self/status; exec sleep 120"
 EXEC_PATH = "/api/v1/namespaces/default/pods/{}/exec"
 
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalCluster]:
-    """This module's cluster runs a local node (the shared fixtures then use it)."""
-    async with LocalCluster(state_dir=tmp_path_factory.mktemp("exec-cluster"), node="local",
-                            node_name="exec-node") as running:
-        yield running
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -14,18 +14,12 @@ from kubernetes_asyncio import client
 
 from agent_sandbox.localcluster.app import LocalCluster
 
+CLUSTER_NODE = "local"  # the shared ``cluster`` fixture runs a local node for this module
 pytestmark = [pytest.mark.asyncio(loop_scope="module"),
               pytest.mark.skipif(shutil.which("bwrap") is None, reason="the local node needs bubblewrap")]
 
 SCRIPT = "for i in 1 2 3 4 5; do echo line-$i; done; echo oops >&2; exec sleep 60"
 
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalCluster]:
-    """This module's cluster runs a local node (the shared fixtures then use it)."""
-    async with LocalCluster(state_dir=tmp_path_factory.mktemp("logs-cluster"), node="local",
-                            node_name="logs-node") as running:
-        yield running
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
