@@ -100,22 +100,29 @@ def summarize(bursts: list[Burst]) -> dict[str, Any]:
 
 
 async def burst(op: Operator, cluster: Any, pods: int, concurrency: int, wait: bool, pause_s: float) -> Burst:
-    """Claim ``pods`` sandboxes, ``concurrency`` at a time; release them and wait for the pool to refill."""
+    """Claim ``pods`` sandboxes, ``concurrency`` at a time; release them and wait for the pool to refill.
+
+    A claim's latency runs from when it is issued: for the first ``concurrency`` claims the start of the
+    burst, for each later one the moment the claim before it (on the same caller) answered. Timing each
+    claim from when its own coroutine first runs would leave out the time the operator spent on the
+    claims taken in before it in the same turn of the loop."""
     await asyncio.sleep(pause_s)
-    sem = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
     ids: list[str] = []
 
-    async def one() -> None:
-        async with sem:
-            t0 = time.perf_counter()
+    async def caller(count: int, issued: float) -> None:
+        for _ in range(count):
             rec = await op.sandboxes.create(CreateSandboxRequest(poolName="bench", wait=wait,
                                                                  startupTimeout="60s"), CALLER)
-            latencies.append(time.perf_counter() - t0)
+            answered = time.perf_counter()
+            latencies.append(answered - issued)
             ids.append(rec["sandboxId"])
+            issued = answered
 
+    callers = min(concurrency, pods)
+    counts = [pods // callers + (1 if i < pods % callers else 0) for i in range(callers)]
     cpu0, cluster0, t0 = time.process_time(), cluster_cpu_s(cluster), time.perf_counter()
-    await asyncio.gather(*(one() for _ in range(pods)))
+    await asyncio.gather(*(caller(n, t0) for n in counts))
     result = Burst(latencies, time.perf_counter() - t0, time.process_time() - cpu0, cluster_cpu_s(cluster) - cluster0)
     stored = len(op.history_sync.informer.items())
     await asyncio.gather(*(op.sandboxes.delete(i) for i in ids))

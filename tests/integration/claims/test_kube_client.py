@@ -125,6 +125,15 @@ async def test_kept_warm_pool_outlives_the_keepalive_of_idle_connections(cluster
     port = int(cluster.tls_url.rsplit(":", 1)[1])
     kept = await KubeClient.from_kubeconfig(str(cluster.kubeconfig), keepalive_s=0.5)
     idle = await KubeClient.from_kubeconfig(str(cluster.kubeconfig), keepalive_s=0.5)
+    warmed = asyncio.Event()
+    warm = kept.warm
+
+    async def warm_and_tell(connections: int) -> int:
+        result = await warm(connections)
+        warmed.set()
+        return result
+
+    kept.warm = warm_and_tell  # type: ignore[method-assign]
     keeper = asyncio.create_task(kept.keep_warm(8))  # every third of the keep-alive
     try:
         before = established_to(port)
@@ -133,9 +142,35 @@ async def test_kept_warm_pool_outlives_the_keepalive_of_idle_connections(cluster
         assert established_to(port) - before == 16
         await asyncio.sleep(1.6)  # past the keep-alive: the idle client's connections are closed
         assert established_to(port) - before == 8
+        warmed.clear()
+        await warmed.wait()  # between two keep-warm rounds, so the burst does not share the pool with one
         await asyncio.gather(*(kept.request("GET", CM_PATH) for _ in range(8)))
         assert established_to(port) - before == 8  # the burst after the quiet spell opened none
     finally:
         keeper.cancel()
         await kept.close()
         await idle.close()
+
+
+async def test_send_now_writes_before_yielding_and_answers_like_request(cluster: LocalClusterProcess) -> None:
+    kube = await KubeClient.from_kubeconfig(str(cluster.kubeconfig))
+    try:
+        body = {"metadata": {"name": "sent-now"}, "data": {"n": "0"}}
+        assert kube.send_now("POST", CM_PATH, body=body) is None  # no connection yet, credentials not read
+        await kube.warm(2)
+        started = kube.send_now("POST", CM_PATH, body=body)
+        assert started is not None
+        created = await started
+        assert created["metadata"]["name"] == "sent-now"
+        patch = {"metadata": {"resourceVersion": created["metadata"]["resourceVersion"]}, "data": {"n": "1"}}
+        path = f"{CM_PATH}/sent-now"
+        first = kube.send_now("PATCH", path, body=patch, content_type="application/merge-patch+json")
+        second = kube.send_now("PATCH", path, body=patch, content_type="application/merge-patch+json")
+        assert first is not None and second is not None
+        assert kube.send_now("GET", path, body=None) is None  # both pooled connections are busy
+        assert (await first)["data"] == {"n": "1"}
+        with pytest.raises(KubeError) as lost:
+            await second  # the same resourceVersion: the second write lost the race
+        assert lost.value.conflict
+    finally:
+        await kube.close()

@@ -218,8 +218,9 @@ async def test_kubectl_scale_and_phase_selectors_drive_the_pool(env: OpEnv) -> N
     await env.wait_idle("kctl", 1)
     await kubectl(env, "scale", "sbp/kctl", "--replicas=3", "-n", "default")
     await env.wait_idle("kctl", 3)
-    await wait_until(lambda: (env.operator.pools.get("default/kctl") or {}).get("status", {}).get("idleReplicas")
-                     == 3, 10, "status caught up")
+    await wait_until(lambda: (env.operator.pools.get("default/kctl") or {}).get("status", {}).get("phase") == "Ready"
+                     and env.operator.pools.get("default/kctl")["status"].get("idleReplicas") == 3, 10,
+                     "status caught up (the new pods ready)")
     table = await kubectl(env, "get", "sbp", "kctl", "-n", "default")
     assert "kctl" in table and "Ready" in table
     selector = env.operator.pools.get("default/kctl")["status"]["phaseSelectors"]["idle"]

@@ -221,23 +221,49 @@ class LocalCluster:
         await self.stop()
 
 
-async def serve(cluster: LocalCluster) -> None:
-    """Run ``cluster`` until SIGTERM/SIGINT, printing ``LOCALCLUSTER_URL=<http url>`` and then
-    ``KUBECONFIG=<path>`` once it serves."""
+async def serve(cluster: LocalCluster, *, exit_with_parent: bool = False) -> None:
+    """Run ``cluster`` until SIGTERM/SIGINT (or, with ``exit_with_parent``, until the process that started
+    this one is gone), printing ``LOCALCLUSTER_URL=<http url>`` and then ``KUBECONFIG=<path>`` once it serves."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with cluster:
-        gctuning.freeze_startup_heap()  # the loaded store and the imports: out of every later collection
-        print(f"LOCALCLUSTER_URL={cluster.url}", flush=True)
-        print(f"KUBECONFIG={cluster.kubeconfig}", flush=True)
-        await stop.wait()
-        log.info("localcluster shutting down")
+    parent = _watch_parent(loop, stop) if exit_with_parent else None
+    try:
+        async with cluster:
+            gctuning.freeze_startup_heap()  # the loaded store and the imports: out of every later collection
+            print(f"LOCALCLUSTER_URL={cluster.url}", flush=True)
+            print(f"KUBECONFIG={cluster.kubeconfig}", flush=True)
+            await stop.wait()
+            log.info("localcluster shutting down")
+    finally:
+        if parent is not None:
+            loop.remove_reader(parent)
+            os.close(parent)
+
+
+def _watch_parent(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> int | None:
+    """Set ``stop`` when this process's parent exits (a killed test run or benchmark would otherwise leave
+    its API server running): a pidfd of the parent turns readable then. Returns the fd to close."""
+    parent = os.getppid()
+    try:
+        fd = os.pidfd_open(parent)
+    except OSError as exc:  # a kernel before 5.3: the parent's exit goes unnoticed
+        log.warning("cannot watch the parent process", parent_pid=parent, error=str(exc))
+        return None
+
+    def gone() -> None:
+        log.warning("the process that started this API server is gone; shutting down", parent_pid=parent)
+        loop.remove_reader(fd)
+        stop.set()
+
+    loop.add_reader(fd, gone)
+    return fd
 
 
 class LocalClusterProcess:
-    """``agent-sandbox localcluster`` in a child process (for restart and crash tests)."""
+    """``agent-sandbox localcluster`` in a child process (for restart and crash tests); it shuts down when
+    this process exits, however that happens."""
 
     def __init__(self, *, state_dir: pathlib.Path | str, port: int = 0,
                  crd_dir: pathlib.Path | str | None = DEFAULT_CRD_DIR, node: str = "none",
@@ -261,7 +287,7 @@ class LocalClusterProcess:
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "agent_sandbox.localcluster.cli",
                "--listen", f"127.0.0.1:{self.port}", "--state-dir", str(self.state_dir),
-               "--node", self.node, "--node-name", self.node_name]
+               "--node", self.node, "--node-name", self.node_name, "--exit-with-parent"]
         cmd += ["--crd-dir", str(self.crd_dir) if self.crd_dir is not None else ""]
         return cmd + self.extra_args
 

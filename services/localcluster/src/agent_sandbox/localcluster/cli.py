@@ -59,6 +59,8 @@ def register(subparsers: Any) -> None:
                         help="events buffered per watch before a slow watcher is dropped")
     parser.add_argument("--bookmark-interval", type=float, default=5.0, help="seconds between BOOKMARK events")
     parser.add_argument("--log-level", default=None, help="debug, info, warning, error")
+    parser.add_argument("--exit-with-parent", action="store_true",
+                        help="shut down when the process that started this one exits (tests, benchmarks)")
     faults = parser.add_argument_group("fault injection")
     faults.add_argument("--fault-latency-read-ms", type=float, default=0.0)
     faults.add_argument("--fault-latency-write-ms", type=float, default=0.0)
@@ -114,7 +116,7 @@ async def run(args: argparse.Namespace) -> int:
                            bookmark_interval=args.bookmark_interval,
                            sqlite_synchronous="FULL" if args.sqlite_synchronous == "full" else "NORMAL")
     try:
-        await serve(cluster)
+        await serve(cluster, exit_with_parent=args.exit_with_parent)
     except RuntimeError as exc:
         print(f"localcluster: {exc}")
         return 1

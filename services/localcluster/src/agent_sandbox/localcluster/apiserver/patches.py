@@ -63,8 +63,10 @@ def merge_patch(target: Any, patch: Any) -> Any:
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
-        else:
+        elif isinstance(value, dict):
             result[key] = merge_patch(result.get(key), value)
+        else:
+            result[key] = value  # a leaf or a list replaces what was there
     return result
 
 

@@ -12,9 +12,16 @@ Where a commit runs: with ``NORMAL`` a commit only copies a few pages into the k
 on 2 shared cores, PATCH through HTTP: c=1 p50 0.44 ms on the loop vs 0.55 ms through a thread; c=64
 8,000-9,000 vs 4,000-7,500 PATCH/s). Everything that can wait on the disk runs on
 one dedicated thread instead: ``FULL`` commits (fsync), opening, closing, and the WAL checkpoints, which
-SQLite would otherwise run inside a commit with an fsync of the database file. Checkpoints are manual
-(``wal_autocheckpoint=0``), every ``CHECKPOINT_ROWS`` written rows, by the commit task between two
-commits, so the connection is never used by two threads at once and the WAL stays bounded.
+SQLite would otherwise run inside a commit with an fsync of the database file.
+
+Checkpoints are manual (``wal_autocheckpoint=0``) and run on a second connection of the thread. A
+checkpoint takes 6-13 ms (two fsyncs); commits waiting for it held a claim burst's answers that long.
+So once ``CHECKPOINT_ROWS`` rows were written since the last one, a checkpoint starts at the first
+pause of ``CHECKPOINT_QUIET_S`` in the writes and runs alongside the commits that follow. It copies
+the frames that existed when it began; the WAL starts over at the first write after one has caught
+up completely. A stream of writes without pauses gets a checkpoint the commits wait for (nothing is
+appended meanwhile, so it completes) every ``CHECKPOINT_ROWS_MAX`` rows, and so does a WAL that
+concurrent checkpoints let grow past ``WAL_FRAMES_LIMIT``: the WAL stays bounded.
 
 Durability (``synchronous``, WAL journal):
 
@@ -54,7 +61,11 @@ Synchronous = Literal["NORMAL", "FULL"]
 T = TypeVar("T")
 RETRY_MIN_S = 0.1
 RETRY_MAX_S = 2.0
-CHECKPOINT_ROWS = 1000  # about SQLite's default of 1000 WAL pages: most rows dirty a page of their own
+CHECKPOINT_ROWS = 500  # rows since the last checkpoint that make one due at the next pause
+CHECKPOINT_QUIET_S = 0.02  # a pause in the writes this long starts a due checkpoint
+CHECKPOINT_ROWS_MAX = 1000  # ...and without a pause, commits wait for one (most rows dirty a 4 KB page)
+#: A concurrent checkpoint finding the WAL longer than this (frames) makes commits wait for the next one.
+WAL_FRAMES_LIMIT = 2000
 WRITE_BUSY_TIMEOUT_S = 0.1  # no other connection writes; never let a lock wait stall the event loop for long
 
 _SCHEMA = """
@@ -71,9 +82,11 @@ class SqlitePersistence:
         self.synchronous = synchronous
         self.fault: Callable[[], bool] | None = None  # fault injection: True = fail this commit
         self._db: sqlite3.Connection | None = None
+        self._checkpointer: sqlite3.Connection | None = None  # used on the thread only
         self._thread: ThreadPoolExecutor | None = None
         self._commits = GroupCommit()
         self._task: asyncio.Task[None] | None = None
+        self._checkpoint_task: asyncio.Task[int] | None = None
         self._wakeup = asyncio.Event()
 
     @property
@@ -105,6 +118,7 @@ class SqlitePersistence:
         row = db.execute("SELECT value FROM meta WHERE key='rv'").fetchone()
         rows = [(str(r[0]), bytes(r[1])) for r in db.execute("SELECT resource, data FROM objects ORDER BY resource")]
         self._db = db
+        self._checkpointer = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         return int(row[0]) if row else 0, rows
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -138,7 +152,13 @@ class SqlitePersistence:
         delay = RETRY_MIN_S
         rows_since_checkpoint = 0
         while True:
-            await self._wakeup.wait()
+            due = rows_since_checkpoint >= CHECKPOINT_ROWS and self._checkpoint_task is None
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), CHECKPOINT_QUIET_S if due else None)
+            except TimeoutError:  # a pause in the writes: start the due checkpoint alongside the next commits
+                rows_since_checkpoint = 0
+                self._checkpoint_task = asyncio.get_running_loop().create_task(self._checkpoint())
+                continue
             self._wakeup.clear()
             batch = self._commits.take()
             if batch is None:
@@ -160,20 +180,32 @@ class SqlitePersistence:
                 self._commits.succeeded(batch)
                 delay = RETRY_MIN_S
                 rows_since_checkpoint += len(batch.items)
-                if rows_since_checkpoint >= CHECKPOINT_ROWS:
+                if self._wal_too_long() or (rows_since_checkpoint >= CHECKPOINT_ROWS_MAX
+                                            and self._checkpoint_task is None):
                     rows_since_checkpoint = 0
-                    await self._checkpoint()
+                    await self._checkpoint()  # nothing is appended meanwhile: the next write starts the WAL over
 
-    async def _checkpoint(self) -> None:
-        """Copy the WAL into the database file on the thread; writes arriving meanwhile wait for the next commit."""
+    def _wal_too_long(self) -> bool:
+        """Whether the last checkpoint alongside the commits has finished and found the WAL too long."""
+        task = self._checkpoint_task
+        if task is None or not task.done():
+            return False
+        self._checkpoint_task = None
+        return not task.cancelled() and task.result() > WAL_FRAMES_LIMIT
+
+    async def _checkpoint(self) -> int:
+        """Copy the WAL into the database file on the thread; returns the WAL's length in frames (0: failed)."""
         try:
-            await self._call(self._checkpoint_sync)
+            return await self._call(self._checkpoint_sync)
         except Exception as exc:  # not fatal: the WAL grows until the next checkpoint succeeds
             log.warning("WAL checkpoint failed; retrying later", error=str(exc))
+            return 0
 
-    def _checkpoint_sync(self) -> None:
-        if self._db is not None:
-            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    def _checkpoint_sync(self) -> int:
+        if self._checkpointer is None:
+            return 0
+        _busy, frames, _copied = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(frames)
 
     async def _write(self, batch: Batch, *, on_loop: bool = True) -> None:
         fail = self.fault is not None and self.fault()  # rolled here: the injector is not thread-safe
@@ -209,11 +241,12 @@ class SqlitePersistence:
 
     async def close(self) -> None:
         """Stop the commit task, commit what is left (a clean shutdown loses nothing), close the file."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._checkpoint_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._checkpoint_task = None
         if self._thread is None:
             return
         batch = self._commits.take()
@@ -231,6 +264,9 @@ class SqlitePersistence:
         self._thread = None
 
     def _close_sync(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
         if self._db is not None:
             self._db.close()
             self._db = None

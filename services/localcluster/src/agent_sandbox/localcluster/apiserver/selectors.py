@@ -8,6 +8,7 @@ message the HTTP shell turns into 400 BadRequest.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -57,7 +58,10 @@ def _split_terms(text: str) -> list[str]:
     return [t.strip() for t in terms]
 
 
+@functools.lru_cache(maxsize=4096)
 def _check_key(key: str) -> str:
+    """``key`` if it is a valid label or annotation key (valid keys are remembered: every object of a
+    kind carries the same few, and each write checks those it changes)."""
     if not _KEY_RE.match(key) or len(key) > 317:
         raise ValueError(f"invalid label key {key!r}: name part must consist of alphanumeric characters, "
                          "'-', '_' or '.', and must start and end with an alphanumeric character")

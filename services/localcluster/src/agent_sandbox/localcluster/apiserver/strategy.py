@@ -56,7 +56,7 @@ def _check_metadata(rt: ResourceType, meta: dict[str, Any], old: dict[str, Any] 
         value = meta.get(field)
         if value is None or (old is not None and value == old.get(field)):
             continue
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        if not isinstance(value, dict):
             causes.append(cause(f"metadata.{field}", "Invalid value: must be a map of string to string",
                                 "FieldValueTypeInvalid"))
             continue
@@ -66,6 +66,10 @@ def _check_metadata(rt: ResourceType, meta: dict[str, Any], old: dict[str, Any] 
         for key, val in value.items():
             if before.get(key) == val:
                 continue  # validated when it was written
+            if not isinstance(val, str):
+                causes.append(cause(f"metadata.{field}", "Invalid value: must be a map of string to string",
+                                    "FieldValueTypeInvalid"))
+                break
             try:
                 _check_key(key)
                 if field == "labels":

@@ -74,7 +74,7 @@ class Kubelet:
         self.node_name = node_name
         self.settings = settings
         self.core = CoreV1Api(api)
-        self.writer = PodWriter(api)
+        self.writer = PodWriter(api, limit=settings.status_writers)
         self.timers = TimerQueue()
         self.runtime = runtime_factory(self, self.timers)
         self.pods: dict[str, PodRecord] = {}

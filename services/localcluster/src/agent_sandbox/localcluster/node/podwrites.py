@@ -5,11 +5,12 @@ per claim; at hundreds of claims a second those writes compete with the claims
 for the same two cores. Going through ``kubernetes_asyncio``'s generated API
 costs, per call, a walk of the body to "sanitize" it, stdlib ``json`` encoding
 and — because its session trusts the environment — two thread-pool hops to
-re-read ``.netrc`` and the proxy variables. These writes share the official
-client's connection pool and TLS settings but send orjson bytes on a session
-that does not consult the environment; errors stay ``ApiException`` so the
-kubelet's handling does not change. Rare calls (register, list, watch) keep
-the generated API.
+re-read ``.netrc`` and the proxy variables; even aiohttp's own client costs
+twice the CPU of :class:`~agent_sandbox.common.kubehttp.Http1Pool`. These writes
+use the official client's TLS settings and token on that lean pool (the node
+talks to its API server directly, never through a proxy); errors stay
+``ApiException`` so the kubelet's handling does not change. Rare calls
+(register, list, watch) keep the generated API.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 import orjson
 from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.exceptions import ApiException
 
-MERGE_PATCH = "application/merge-patch+json"
-TIMEOUT = aiohttp.ClientTimeout(total=30)
+from agent_sandbox.common import kubehttp
+
+TIMEOUT_S = 30.0
 
 
 def pod_path(namespace: str, name: str, sub: str | None = None) -> str:
@@ -32,20 +33,15 @@ def pod_path(namespace: str, name: str, sub: str | None = None) -> str:
 
 
 class PodWriter:
-    def __init__(self, api: ApiClient) -> None:
-        self._api = api
-        self._session: aiohttp.ClientSession | None = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(connector=self._api.rest_client.pool_manager.connector,
-                                                  connector_owner=False, trust_env=False)
-        return self._session
+    def __init__(self, api: ApiClient, *, limit: int) -> None:
+        cfg = api.configuration
+        self._cfg = cfg
+        self._http = kubehttp.Http1Pool(str(cfg.host), ssl_context=kubehttp.ssl_context(cfg),
+                                        server_hostname=cfg.tls_server_name, limit=limit,
+                                        user_agent="agent-sandbox-node")
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
 
     async def send(self, method: str, path: str, body: dict[str, Any],
                    content_type: str = "application/json") -> None:
@@ -53,18 +49,11 @@ class PodWriter:
 
         The answer (the whole written Pod) is not decoded: the node learns the result from its watch.
         """
-        cfg = self._api.configuration
-        headers = {"Accept": "application/json", "Content-Type": content_type}
-        token = await cfg.get_api_key_with_prefix("BearerToken")
-        if token:
-            headers["Authorization"] = token
-        async with self._http().request(method, str(cfg.host).rstrip("/") + path, data=orjson.dumps(body),
-                                        headers=headers, proxy=cfg.proxy or None, timeout=TIMEOUT,
-                                        server_hostname=cfg.tls_server_name) as resp:
-            data = await resp.read()
+        resp = await self._http.request(method, path, body=orjson.dumps(body), content_type=content_type,
+                                        authorization=await kubehttp.authorization(self._cfg), timeout_s=TIMEOUT_S)
         if resp.status >= 300:
             exc = ApiException(status=resp.status, reason=resp.reason)
-            exc.body = data.decode(errors="replace")
+            exc.body = resp.body.decode(errors="replace")
             raise exc
 
     async def bind(self, namespace: str, name: str, node: str) -> None:
@@ -73,7 +62,7 @@ class PodWriter:
             "target": {"apiVersion": "v1", "kind": "Node", "name": node}})
 
     async def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        await self.send("PATCH", pod_path(namespace, name, "status"), patch, MERGE_PATCH)
+        await self.send("PATCH", pod_path(namespace, name, "status"), patch, kubehttp.MERGE_PATCH)
 
     async def delete_now(self, namespace: str, name: str, uid: str) -> None:
         """Finish a graceful deletion: grace 0, only if the pod is still the one (uid) we ran."""

@@ -7,22 +7,24 @@ kubeconfig (TLS material, tokens and their refresh hooks) and serves the rare
 typed call (pod logs), but requests do not go through ``ApiClient.call_api``:
 per request it walks the body to "sanitize" it, encodes it with the stdlib
 ``json`` and — because its session trusts the environment — hops to a thread
-pool twice to re-read ``.netrc`` and the proxy variables. On the claim path
-that overhead was most of the operator's CPU per claim. Our session resolves
-the proxy once, keeps idle connections for a minute, opens its pool ahead of
-a burst (:meth:`KubeClient.warm`) and keeps it open through quiet spells
+pool twice to re-read ``.netrc`` and the proxy variables. Requests go over
+:class:`~agent_sandbox.common.kubehttp.Http1Pool` (half of aiohttp's CPU
+per request, which bounds claims per core); watches, and every call when
+a proxy is configured, over an aiohttp session. The proxy is resolved once;
+idle connections live a minute, the pool is opened ahead of a burst
+(:meth:`KubeClient.warm`) and kept open through quiet spells
 (:meth:`KubeClient.keep_warm`), so a burst of claims does not pay a TLS
-handshake each. Errors become :class:`KubeError` carrying the HTTP
-status, so callers can tell a lost optimistic race (409) from a missing
-object (404).
+handshake each. Errors become :class:`KubeError` carrying the HTTP status, so
+callers can tell a lost optimistic race (409) from a missing object (404);
+transport failures are ``OSError`` (:class:`~agent_sandbox.common.kubehttp.HttpConnectionError`,
+or aiohttp's) or ``TimeoutError``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -33,9 +35,10 @@ from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 from yarl import URL
 
+from agent_sandbox.common import kubehttp
 from agent_sandbox.common import vocabulary as v
 
-MERGE_PATCH = "application/merge-patch+json"
+MERGE_PATCH = kubehttp.MERGE_PATCH
 JSON_PATCH = "application/json-patch+json"
 DEFAULT_TIMEOUT_S = 30.0
 #: Idle connections to the API server live this long (below the usual 75-90 s server-side keep-alive).
@@ -97,19 +100,6 @@ def _join(base: str, name: str | None, sub: str | None) -> str:
     return base
 
 
-def _ssl_context(cfg: k8s.Configuration) -> ssl.SSLContext:
-    """The TLS settings of a kubeconfig, as the official REST client applies them."""
-    ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
-    if cfg.cert_file:
-        ctx.load_cert_chain(cfg.cert_file, keyfile=cfg.key_file)
-    if not cfg.verify_ssl:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    if cfg.disable_strict_ssl_verification:
-        ctx.verify_flags &= ~ssl.VERIFY_X509_STRICT
-    return ctx
-
-
 def _proxy_for(cfg: k8s.Configuration) -> str | None:
     """The configured proxy, else the environment's for the API server's URL (resolved once)."""
     if cfg.proxy:
@@ -131,6 +121,11 @@ class KubeClient:
         self._keepalive_s = keepalive_s
         self._proxy = _proxy_for(cfg)
         self._session: aiohttp.ClientSession | None = None
+        #: The Authorization header when the configuration has no token refresh hook (learnt on first use).
+        self._static_auth: tuple[str | None] | None = None
+        self._lean = None if self._proxy else kubehttp.Http1Pool(
+            self._base, ssl_context=kubehttp.ssl_context(cfg), server_hostname=cfg.tls_server_name,
+            limit=pool_size, keepalive_s=keepalive_s)
 
     @classmethod
     async def from_kubeconfig(cls, path: str, *, pool_size: int = 256, keepalive_s: float = KEEPALIVE_S
@@ -148,7 +143,7 @@ class KubeClient:
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             cfg = self._api.configuration
-            connector = aiohttp.TCPConnector(limit=self._pool_size, ssl=_ssl_context(cfg),
+            connector = aiohttp.TCPConnector(limit=self._pool_size, ssl=kubehttp.ssl_context(cfg),
                                              keepalive_timeout=self._keepalive_s)
             # trust_env=False: no per-request .netrc / proxy-variable lookups (the proxy is resolved once).
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False, read_bufsize=2**21)
@@ -181,30 +176,24 @@ class KubeClient:
             await self.warm(connections)
 
     async def close(self) -> None:
+        if self._lean is not None:
+            await self._lean.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
         await self._api.close()
 
     async def _headers(self, content_type: str) -> dict[str, str]:
-        cfg = self._api.configuration
         headers = {"Accept": "application/json", "Content-Type": content_type}
-        if "BearerToken" in cfg.api_key:
-            token = await cfg.get_api_key_with_prefix("BearerToken")  # runs the token refresh hook
-            if token:
-                headers["Authorization"] = token
-        elif cfg.username or cfg.password:
-            headers["Authorization"] = cfg.get_basic_auth_token()
+        auth = await kubehttp.authorization(self._api.configuration)
+        if auth:
+            headers["Authorization"] = auth
         return headers
 
     async def _send(self, method: str, path: str, *, query: dict[str, Any] | None = None,
                     body: Any = None, content_type: str = "application/json",
                     timeout_s: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT_S) -> aiohttp.ClientResponse:
-        url = self._base + path
-        params = [(k, str(val).lower() if isinstance(val, bool) else str(val))
-                  for k, val in (query or {}).items() if val is not None]
-        if params:
-            url = f"{url}?{urlencode(params)}"
+        url = self._base + _target(path, query)
         timeout = timeout_s if isinstance(timeout_s, aiohttp.ClientTimeout) else aiohttp.ClientTimeout(
             total=timeout_s)
         return await self._http().request(
@@ -217,23 +206,35 @@ class KubeClient:
     async def request(self, method: str, path: str, *, query: dict[str, Any] | None = None,
                       body: Any = None, content_type: str = "application/json",
                       timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
-        resp = await self._send(method, path, query=query, body=body, content_type=content_type,
-                                timeout_s=timeout_s)
+        if self._lean is not None:
+            auth = await kubehttp.authorization(self._api.configuration)
+            if self._api.configuration.refresh_api_key_hook is None:
+                self._static_auth = (auth,)  # no token refresh: the header never changes (see send_now)
+            resp = await self._lean.request(method, _target(path, query),
+                                            body=None if body is None else orjson.dumps(body),
+                                            content_type=content_type, authorization=auth, timeout_s=timeout_s)
+            return _result(resp.status, resp.reason, resp.body)
+        answer = await self._send(method, path, query=query, body=body, content_type=content_type,
+                                  timeout_s=timeout_s)
         try:
-            data = await resp.read()
+            data = await answer.read()
         finally:
-            resp.release()
-        parsed: Any = None
-        if data:
-            try:
-                parsed = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                parsed = None
-        if not 200 <= resp.status < 300:
-            status = parsed if isinstance(parsed, dict) else {}
-            raise KubeError(resp.status, str(status.get("reason") or resp.reason or ""),
-                            str(status.get("message") or data[:200].decode(errors="replace")))
-        return parsed if isinstance(parsed, dict) else {}
+            answer.release()
+        return _result(answer.status, answer.reason or "", data)
+
+    def send_now(self, method: str, path: str, *, body: Any, content_type: str = "application/json"
+                 ) -> Awaitable[dict[str, Any]] | None:
+        """Write a request before returning, without yielding to the event loop, and give its answer to be
+        awaited later (as :meth:`request` would return it); ``None`` when it cannot leave at once: no free
+        pooled connection, a proxy, or a token that may need refreshing first.
+
+        On Python 3.11 a task starts only after everything already queued on the loop, so a burst of
+        claims would otherwise reach the API server only once the whole burst had been taken in."""
+        if self._lean is None or self._static_auth is None:
+            return None
+        sent = self._lean.send_now(method, path, body=orjson.dumps(body), content_type=content_type,
+                                   authorization=self._static_auth[0], timeout_s=DEFAULT_TIMEOUT_S)
+        return None if sent is None else _answer(sent)
 
     async def get(self, path: str) -> dict[str, Any]:
         return await self.request("GET", path)
@@ -299,6 +300,33 @@ class KubeClient:
                 yield _watch_event(buffer)
         finally:
             resp.release()
+
+
+async def _answer(sent: Awaitable[kubehttp.Response]) -> dict[str, Any]:
+    resp = await sent
+    return _result(resp.status, resp.reason, resp.body)
+
+
+def _result(status: int, reason: str, data: bytes) -> dict[str, Any]:
+    """The decoded object of a 2xx answer; :class:`KubeError` otherwise."""
+    parsed: Any = None
+    if data:
+        try:
+            parsed = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            parsed = None
+    if not 200 <= status < 300:
+        err = parsed if isinstance(parsed, dict) else {}
+        raise KubeError(status, str(err.get("reason") or reason),
+                        str(err.get("message") or data[:200].decode(errors="replace")))
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _target(path: str, query: dict[str, Any] | None) -> str:
+    """``path`` with ``query`` (None values left out, booleans as ``true``/``false``) encoded."""
+    params = [(k, str(val).lower() if isinstance(val, bool) else str(val))
+              for k, val in (query or {}).items() if val is not None]
+    return f"{path}?{urlencode(params)}" if params else path
 
 
 def _watch_event(line: bytes) -> dict[str, Any]:

@@ -10,9 +10,13 @@ One task per pool matches queued claim requests with idle pods:
 * the claim is **one** conditional merge patch carrying the read
   resourceVersion; a 409 (someone else claimed or changed the pod) requeues
   the request, never hands out the pod;
-* writes run as their own tasks behind a 128-slot semaphore, the request queue
-  has a cap, every request a deadline, and a claim whose caller already left
-  is handed to ``on_orphan`` (release as Canceled) so no pod leaks;
+* a request that finds nothing queued ahead of it, a write slot and an idle pod
+  is launched from its caller; a write leaves at once when a pooled API
+  connection is free and its answer is awaited by a task of its own (at most
+  128 in flight), so a burst's first claims reach the API server while the
+  operator is still taking in the rest; the request queue has a cap, every
+  request a deadline, and a claim whose caller already left is handed to
+  ``on_orphan`` (release as Canceled) so no pod leaks;
 * no idle pod → the pool is marked ``scale-up-pending`` for the autoscaler.
 """
 
@@ -34,7 +38,7 @@ from agent_sandbox.operator.controllers.status import count_pods
 from agent_sandbox.operator.kube.client import KubeClient, KubeError, pools_path
 from agent_sandbox.operator.kube.informer import Informer
 from agent_sandbox.operator.lifecycle import inplace
-from agent_sandbox.operator.lifecycle.updater import trigger_update
+from agent_sandbox.operator.lifecycle.updater import start_trigger, trigger_update
 from agent_sandbox.operator.metrics import OperatorMetrics
 from agent_sandbox.operator.scheduling.errors import ClaimFailed, NoIdleSandbox, QueueFull
 from agent_sandbox.operator.scheduling.queue import ReadyQueue, Reservations, pop_unreserved
@@ -42,7 +46,7 @@ from agent_sandbox.operator.timeutil import format_time, now_utc, parse_time
 
 QUEUE_CAPACITY = 8192
 MAX_INFLIGHT = 128
-#: Claim writes started before the loop turns once, so they leave while the next ones are built.
+#: Queued claims launched before the loop turns once (see ``PoolScheduler._dispatch``).
 DISPATCH_BATCH = 32
 REFRESH_THROTTLE_S = 0.05
 LOW_WATER = 4
@@ -161,9 +165,11 @@ class PoolScheduler:
         if v.ANN_SCALE_DOWN_PROTECTED not in opts.remove_annotations:
             opts.remove_annotations.append(v.ANN_SCALE_DOWN_PROTECTED)
         fut: asyncio.Future[pv.Pod] = asyncio.get_running_loop().create_future()
-        self._requests.append(ClaimRequest(opts, now + timeout_s, fut, now))
-        self._quiet.clear()
-        self._wake.set()
+        req = ClaimRequest(opts, now + timeout_s, fut, now)
+        if self._requests or not self._start_now(req):
+            self._requests.append(req)
+            self._quiet.clear()
+            self._wake.set()
         return await fut
 
     def on_pod_event(self, _type: str, old: pv.Pod | None, new: pv.Pod | None) -> None:
@@ -292,11 +298,10 @@ class PoolScheduler:
     async def _dispatch(self) -> bool:
         """Start a claim write for each queued request while idle pods and write slots last.
 
-        After every ``DISPATCH_BATCH`` the loop turns once, so those requests leave before the next are
-        built: aiohttp sends a body from a task of its own, and with a whole burst started at once the
-        first write would reach the API server only after the last had been prepared (the server idles
-        meanwhile, then everything queues behind it). Turning after every write is no better: each
-        request then costs both sides a loop iteration of its own."""
+        After every ``DISPATCH_BATCH`` the loop turns once, so the answers to the writes already sent are
+        taken in while a long queue is worked off (writes that could not leave at once, for want of a
+        pooled connection, also leave then). Turning after every write is no better: each request then
+        costs both sides a loop iteration of its own."""
         dispatched = False
         started = 0
         while self._requests and self._inflight < self._max_inflight:
@@ -318,16 +323,40 @@ class PoolScheduler:
                 self._trigger_scale_up_once()
                 break
             self._requests.popleft()
-            self._inflight += 1
-            self._writes_idle.clear()
-            self._metrics.dispatch_latency.observe(max(0.0, self._clock() - req.enqueued_at))
-            self.last_dispatch_at = self._clock()
             dispatched = True
-            self._spawn(self._cas(req, key))
+            self._launch(req, key)
             started += 1
             if started % DISPATCH_BATCH == 0:
                 await asyncio.sleep(0)
         return dispatched
+
+    def _start_now(self, req: ClaimRequest) -> bool:
+        """Launch ``req`` at once, from its caller (nothing is queued ahead of it): when a write slot and an
+        idle pod are free, its claim write leaves before the caller yields, so the API server starts on a
+        burst while the operator is still taking in the rest of it."""
+        if self._closed or self._inflight >= self._max_inflight:
+            return False
+        key, evicted = pop_unreserved(self._ready, self._reservations, self._still_claimable)
+        if evicted:
+            self._metrics.ready_evicted.inc(evicted)
+        if key is None:
+            return False
+        self._launch(req, key)
+        return True
+
+    def _launch(self, req: ClaimRequest, key: str) -> None:
+        """Start the claim write of ``req`` on the reserved pod ``key``: sent now when a pooled connection is
+        free (see :meth:`KubeClient.send_now`), else by the task that awaits its answer."""
+        self._inflight += 1
+        self._writes_idle.clear()
+        self._metrics.dispatch_latency.observe(max(0.0, self._clock() - req.enqueued_at))
+        self.last_dispatch_at = self._clock()
+        sent: Awaitable[pv.Pod] | None = None
+        pod = self._pods.get(key)
+        if not req.future.done() and claimable(pod):
+            with contextlib.suppress(inplace.UnexpectedPodPhase, inplace.PodNotReady, ValueError):
+                sent = start_trigger(self._client, pod, req.opts)  # type: ignore[arg-type]
+        self._spawn(self._cas(req, key, sent))
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -338,29 +367,34 @@ class PoolScheduler:
         self._requests.appendleft(req)
         self._wake.set()
 
-    async def _cas(self, req: ClaimRequest, key: str) -> None:
+    async def _cas(self, req: ClaimRequest, key: str, sent: Awaitable[pv.Pod] | None) -> None:
         try:
             async with self._sem:
-                await self._claim_one(req, key)
+                await self._claim_one(req, key, sent)
         finally:
             self._inflight -= 1
             self._note_quiet()
             self._wake.set()
 
-    async def _claim_one(self, req: ClaimRequest, key: str) -> None:
-        if req.future.done() or req.deadline <= self._clock():
-            self._reservations.release(key)
-            self._ready.push(key)
-            if not req.future.done():
+    async def _claim_one(self, req: ClaimRequest, key: str, sent: Awaitable[pv.Pod] | None) -> None:
+        """Finish the claim write of ``req`` on ``key`` (``sent``: already on its way, else written here)."""
+        if sent is None:
+            if req.future.done() or req.deadline <= self._clock():
+                self._reservations.release(key)
+                self._ready.push(key)
+                if not req.future.done():
+                    self._requeue(req)
+                return
+            pod = self._pods.get(key)
+            if not claimable(pod):
+                self._metrics.cas_outcome.labels("retriable").inc()
                 self._requeue(req)
-            return
-        pod = self._pods.get(key)
-        if not claimable(pod):
-            self._metrics.cas_outcome.labels("retriable").inc()
-            self._requeue(req)
-            return
+                return
         try:
-            written, _fast = await trigger_update(self._client, pod, req.opts, disable_retry=True)  # type: ignore[arg-type]
+            if sent is not None:
+                written = await sent
+            else:
+                written, _fast = await trigger_update(self._client, pod, req.opts, disable_retry=True)  # type: ignore[arg-type]
         except (inplace.UnexpectedPodPhase, inplace.PodNotReady) as exc:
             self._metrics.cas_outcome.labels("retriable").inc()
             self._metrics.inplace_total.labels("running", "conflict").inc()
