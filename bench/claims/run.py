@@ -20,8 +20,12 @@ operator command does (``agent_sandbox.common.gctuning``). ``--pause-s``
 waits that long before every burst (e.g. 70 s: longer than idle API
 connections live, to show a burst after a quiet spell).
 
-    uv run python bench/claims/run.py [--pods 100] [--concurrency 1 20 100] [--lag-ms 0] [--in-process]
+    uv run python bench/claims/run.py [--pods 100] [--concurrency 1 20 100] [--lag-ms 0] [--api-latency-ms 0]
+        [--in-process]
         [--bursts 1] [--until claim|running|both] [--loop uvloop|asyncio] [--pause-s 0]
+
+``--api-latency-ms 5`` makes the API server wait 5 ms before handling each read and write (its fault
+injection), as a control plane a network hop away would.
 """
 
 from __future__ import annotations
@@ -145,8 +149,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     state = Path(tempfile.mkdtemp(prefix="bench-claims-"))
     (state / "node").mkdir()
     (state / "node" / "sim.yaml").write_text(yaml.safe_dump(SIM))
-    cluster_cm: Any = (LocalCluster(state_dir=state, persist=False, node="sim") if args.in_process
-                       else LocalClusterProcess(state_dir=state, node="sim"))
+    latency = {"read": args.api_latency_ms, "write": args.api_latency_ms}
+    cluster_cm: Any = (
+        LocalCluster(state_dir=state, persist=False, node="sim", faults={"latency_ms": latency}) if args.in_process
+        else LocalClusterProcess(state_dir=state, node="sim", extra_args=[
+            "--fault-latency-read-ms", str(args.api_latency_ms), "--fault-latency-write-ms", str(args.api_latency_ms)]))
     async with cluster_cm as cluster:
         settings = OperatorSettings(kubeconfig=str(cluster.kubeconfig), metrics_listen="127.0.0.1:0",
                                     lease_namespace="default", informer_lag_s=args.lag_ms / 1000,
@@ -162,7 +169,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             waits = {"claim": (False,), "running": (True,), "both": (False, True)}[args.until]
             results = [await run_level(op, cluster, args.pods, c, wait, args.bursts, args.pause_s) for wait in waits
                        for c in args.concurrency]
-    return {"benchmark": "claims", "pods": args.pods, "informer_lag_ms": args.lag_ms, "loop": args.loop,
+    return {"benchmark": "claims", "pods": args.pods, "informer_lag_ms": args.lag_ms,
+            "api_latency_ms": args.api_latency_ms, "loop": args.loop,
             "pause_s": args.pause_s,
             "load_average": list(os.getloadavg()),
             "cluster": "in-process" if args.in_process else "subprocess",
@@ -174,6 +182,8 @@ if __name__ == "__main__":
     parser.add_argument("--pods", type=int, default=100)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 20, 100])
     parser.add_argument("--lag-ms", type=float, default=0.0, help="artificial informer lag")
+    parser.add_argument("--api-latency-ms", type=float, default=0.0,
+                        help="latency the API server adds to every read and write (a remote control plane)")
     parser.add_argument("--in-process", action="store_true", help="run the API server in this process")
     parser.add_argument("--bursts", type=int, default=1,
                         help="bursts per level; the first is reported on its own, the rest pooled")
