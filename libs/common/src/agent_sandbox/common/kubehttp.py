@@ -74,8 +74,7 @@ async def authorization(cfg: Any) -> str | None:
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; carries one request at a time."""
 
-    def __init__(self, pool: Http1Pool) -> None:
-        self._pool = pool
+    def __init__(self) -> None:
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[Response] | None = None
@@ -83,7 +82,6 @@ class _Connection(asyncio.Protocol):
         self._chunks: list[bytes] = []
         self.answered = False  # a byte of the current answer arrived
         self.closed = False
-        self.used = 0
         self.idle_since = 0.0
 
     # -- asyncio.Protocol
@@ -127,7 +125,6 @@ class _Connection(asyncio.Protocol):
     def send(self, data: bytes, waiter: asyncio.Future[Response]) -> None:
         self._waiter = waiter
         self.answered = False
-        self.used += 1
         assert self._transport is not None
         self._transport.write(data)
 
@@ -261,7 +258,7 @@ class Http1Pool:
         try:
             async with asyncio.timeout(min(self._connect_timeout_s, max(0.0, deadline - time.monotonic()))):
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(self), self._host, self._port, ssl=self._ssl,
+                    _Connection, self._host, self._port, ssl=self._ssl,
                     server_hostname=self._server_hostname)
         except OSError as exc:
             self._release()
