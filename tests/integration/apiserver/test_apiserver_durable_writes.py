@@ -130,6 +130,27 @@ async def test_failed_commit_is_an_error_not_a_success(tmp_path: pathlib.Path,
         assert {"unsaved", "saved"} <= names
 
 
+async def test_a_burst_of_writes_on_a_failing_disk_gets_errors_not_successes(
+        tmp_path: pathlib.Path, make_api_client: Callable[..., client.ApiClient]) -> None:
+    """Many concurrent writes, so several commits fail in a row and back off: every write gets an error while
+    the disk fails (none is reported saved), and a commit saves them all once it works again."""
+    async with LocalClusterProcess(state_dir=tmp_path / "state", crd_dir=None) as proc, \
+            make_api_client(proc) as api:
+        core = client.CoreV1Api(api)
+        headers = {"Authorization": f"Bearer {proc.token}"}
+        async with aiohttp.ClientSession(proc.url, headers=headers) as http:
+            async with http.put("/localcluster/v1/faults", json={"commit_error_probability": 1.0}) as resp:
+                assert resp.status == 200
+            answers = await asyncio.gather(*(core.create_namespaced_config_map(NS, {"metadata": {"name": f"b{i}"}})
+                                             for i in range(48)), return_exceptions=True)
+            assert all(isinstance(a, ApiException) and a.status == 500 for a in answers), answers
+            async with http.put("/localcluster/v1/faults", json={}) as resp:
+                assert resp.status == 200
+        await core.create_namespaced_config_map(NS, {"metadata": {"name": "after"}})
+        names = {cm.metadata.name for cm in (await core.list_namespaced_config_map(NS)).items}
+        assert {f"b{i}" for i in range(48)} | {"after"} <= names
+
+
 async def test_watchers_see_a_write_only_once_it_is_committed(tmp_path: pathlib.Path) -> None:
     async with LocalCluster(state_dir=tmp_path, crd_dir=None) as cluster, aiohttp.ClientSession(
             cluster.url, headers={"Authorization": f"Bearer {cluster.token}"}) as http:
