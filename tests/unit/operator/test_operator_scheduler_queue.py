@@ -3,6 +3,7 @@
 import asyncio
 
 import pytest
+from operator_pods import WORK_IMAGE, pod
 
 from agent_sandbox.operator.kube.informer import Informer
 from agent_sandbox.operator.lifecycle.inplace import UpdateOptions
@@ -46,3 +47,41 @@ async def test_scheduler_is_quiet_only_without_queued_claims():
     with pytest.raises(NoIdleSandbox):
         await waiting
     await asyncio.wait_for(sched.wait_quiet(5), 0.5)
+
+
+class HeldAnswers:
+    """A stand-in API client whose claim writes leave at once and are answered when the test says so."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, dict]] = []
+        self.answer: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
+
+    def send_now(self, method: str, path: str, *, body: dict, content_type: str = "application/json"):
+        self.sent.append((method, path, body))
+
+        async def answered() -> dict:
+            return await self.answer
+
+        return answered()
+
+
+async def test_a_claim_is_written_in_its_callers_turn_and_the_pool_is_busy_until_answered():
+    api = HeldAnswers()
+    pods = Informer(None, "/api/v1/pods", kind="Pod")  # type: ignore[arg-type]
+    pods.add_index("pool", lambda p: ["ns/pool"])
+    pods._apply("ADDED", pod("p-1"))  # as the watch delivers it
+    sched = PoolScheduler("ns", "pool", api, pods, OperatorMetrics())  # type: ignore[arg-type]
+    sched.start()
+    claim = asyncio.create_task(sched.claim(UpdateOptions(target_phase="running", images={"main": WORK_IMAGE}), 60))
+    await asyncio.sleep(0)  # one turn: the caller's task only, the scheduler's own loop has not run for it
+    assert [(m, path) for m, path, _ in api.sent] == [("PATCH", "/api/v1/namespaces/ns/pods/p-1")]
+    assert api.sent[0][2]["metadata"]["resourceVersion"] == "10"  # the conditional claim write
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await sched.wait_quiet(0.1)  # the write is unanswered: the pool controller must still wait
+    assert loop.time() - started >= 0.09
+    written = pod("p-1", "running", image=WORK_IMAGE, rv="11")
+    api.answer.set_result(written)
+    assert await asyncio.wait_for(claim, 1) == written
+    await asyncio.wait_for(sched.wait_quiet(5), 0.5)
+    await sched.stop()

@@ -349,6 +349,7 @@ class PoolScheduler:
         free (see :meth:`KubeClient.send_now`), else by the task that awaits its answer."""
         self._inflight += 1
         self._writes_idle.clear()
+        self._quiet.clear()
         self._metrics.dispatch_latency.observe(max(0.0, self._clock() - req.enqueued_at))
         self.last_dispatch_at = self._clock()
         sent: Awaitable[pv.Pod] | None = None
