@@ -7,8 +7,8 @@ of client CPU (session and request/response objects, timers, a task per
 body), through this client 50-75 µs (``bench/apiserver/client_cpu.py``). It
 does only what those calls need: one request at a time per pooled connection
 (no pipelining), the body as bytes, the answer read whole (``Content-Length``
-or chunked, parsed by httptools, the C parser uvicorn uses), TLS from the
-kubeconfig. A request can also be written at once, without yielding to the
+or chunked, parsed by httptools, the C parser uvicorn uses; so no ``HEAD``),
+TLS from the kubeconfig. A request can also be written at once, without yielding to the
 event loop (:meth:`Http1Pool.send_now`). Streams (watches, logs) and requests
 through a proxy stay on aiohttp.
 
@@ -35,7 +35,7 @@ import httptools
 
 MERGE_PATCH = "application/merge-patch+json"
 #: Methods repeated once when a reused connection drops before answering (merge-patch PATCHes too).
-_REPEATABLE = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_REPEATABLE = frozenset({"GET", "PUT", "DELETE"})
 
 
 class HttpConnectionError(ConnectionError):
@@ -95,9 +95,6 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(HttpConnectionError(f"malformed answer from the API server: {exc}"))
             self.close()
-
-    def eof_received(self) -> bool:
-        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

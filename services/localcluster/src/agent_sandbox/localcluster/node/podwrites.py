@@ -24,8 +24,6 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from agent_sandbox.common import kubehttp
 
-TIMEOUT_S = 30.0
-
 
 def pod_path(namespace: str, name: str, sub: str | None = None) -> str:
     path = f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(name, safe='')}"
@@ -50,7 +48,7 @@ class PodWriter:
         The answer (the whole written Pod) is not decoded: the node learns the result from its watch.
         """
         resp = await self._http.request(method, path, body=orjson.dumps(body), content_type=content_type,
-                                        authorization=await kubehttp.authorization(self._cfg), timeout_s=TIMEOUT_S)
+                                        authorization=await kubehttp.authorization(self._cfg))
         if resp.status >= 300:
             exc = ApiException(status=resp.status, reason=resp.reason)
             exc.body = resp.body.decode(errors="replace")

@@ -316,9 +316,7 @@ class PoolScheduler:
                 continue
             if len(self._ready) < LOW_WATER:
                 self._refresh()
-            key, evicted = pop_unreserved(self._ready, self._reservations, self._still_claimable)
-            if evicted:
-                self._metrics.ready_evicted.inc(evicted)
+            key = self._pop_idle()
             if key is None:
                 self._trigger_scale_up_once()
                 break
@@ -336,27 +334,31 @@ class PoolScheduler:
         burst while the operator is still taking in the rest of it."""
         if self._closed or self._inflight >= self._max_inflight:
             return False
-        key, evicted = pop_unreserved(self._ready, self._reservations, self._still_claimable)
-        if evicted:
-            self._metrics.ready_evicted.inc(evicted)
+        key = self._pop_idle()
         if key is None:
             return False
         self._launch(req, key)
         return True
 
+    def _pop_idle(self) -> str | None:
+        """Reserve the next claimable pod of the ready queue (those no longer claimable are dropped)."""
+        key, evicted = pop_unreserved(self._ready, self._reservations, self._still_claimable)
+        if evicted:
+            self._metrics.ready_evicted.inc(evicted)
+        return key
+
     def _launch(self, req: ClaimRequest, key: str) -> None:
-        """Start the claim write of ``req`` on the reserved pod ``key``: sent now when a pooled connection is
-        free (see :meth:`KubeClient.send_now`), else by the task that awaits its answer."""
+        """Start the claim write of ``req`` (a caller still waiting) on ``key``, just popped from the ready
+        queue as claimable: sent now when a pooled connection is free (see :meth:`KubeClient.send_now`),
+        else by the task that awaits its answer."""
         self._inflight += 1
         self._writes_idle.clear()
         self._quiet.clear()
         self._metrics.dispatch_latency.observe(max(0.0, self._clock() - req.enqueued_at))
         self.last_dispatch_at = self._clock()
         sent: Awaitable[pv.Pod] | None = None
-        pod = self._pods.get(key)
-        if not req.future.done() and claimable(pod):
-            with contextlib.suppress(inplace.UnexpectedPodPhase, inplace.PodNotReady, ValueError):
-                sent = start_trigger(self._client, pod, req.opts)  # type: ignore[arg-type]
+        with contextlib.suppress(inplace.UnexpectedPodPhase, inplace.PodNotReady, ValueError):
+            sent = start_trigger(self._client, self._pods.get(key), req.opts)  # type: ignore[arg-type]
         self._spawn(self._cas(req, key, sent))
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
