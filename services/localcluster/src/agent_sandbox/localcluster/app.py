@@ -45,17 +45,18 @@ from types import TracebackType
 from typing import Any
 
 import yaml
-from aiohttp import ClientSession, web
+from aiohttp import ClientSession
 
 from agent_sandbox.common import gctuning
 from agent_sandbox.common.logging import get_logger
 
 from .apiserver.faults import FaultConfig
+from .apiserver.httpserver import HttpServer
 from .apiserver.kubeconfig import load_or_create_token, write_kubeconfig
 from .apiserver.persistence import SqlitePersistence, Synchronous
 from .apiserver.podexec import ExecRunner
 from .apiserver.podlogs import LogReader
-from .apiserver.server import ApiServer
+from .apiserver.server import MAX_BODY_BYTES, ApiServer
 from .apiserver.tls import ensure_certificates, server_context
 
 log = get_logger(__name__)
@@ -124,7 +125,7 @@ class LocalCluster:
         self.kubeconfig = pathlib.Path()
         self.ca_file = pathlib.Path()
         self.server: ApiServer | None = None
-        self._runner: web.BaseRunner | None = None
+        self._http: HttpServer | None = None
         self._node_task: asyncio.Task[None] | None = None
         self._own_state_dir = False
 
@@ -146,12 +147,9 @@ class LocalCluster:
                            bookmark_interval=self._bookmark_interval)
         await server.start()
         self.server = server
-        runner = web.ServerRunner(server.make_server(), handle_signals=False, shutdown_timeout=2.0)
-        await runner.setup()
-        self._runner = runner
-        await web.TCPSite(runner, self.host, self.port, backlog=1024).start()
-        await self._start_tls_site(runner, server_context(cert_file, key_file))
-        port, tls_port = runner.addresses[0][1], runner.addresses[1][1]
+        self._http = http = HttpServer(server.handle, server.streams, max_body=MAX_BODY_BYTES)
+        port = await http.listen(self.host, self.port)
+        tls_port = await self._listen_tls(http, server_context(cert_file, key_file))
         if self._given_state_dir is not None:
             (self.state_dir / TLS_PORT_FILE).write_text(str(tls_port))
         server.server_address = f"{self.host}:{tls_port}"
@@ -166,7 +164,7 @@ class LocalCluster:
                                 server.pod_logs.register, server.pod_exec.register),
                 name=f"localcluster-node-{self.node_name}")
 
-    async def _start_tls_site(self, runner: web.BaseRunner, ssl_context: ssl.SSLContext) -> None:
+    async def _listen_tls(self, http: HttpServer, ssl_context: ssl.SSLContext) -> int:
         """Listen for HTTPS; with a state dir and no fixed port, reuse the port of the previous run.
 
         The kubeconfig names the TLS port, so keeping it stable lets clients that hold
@@ -178,12 +176,12 @@ class LocalCluster:
             with contextlib.suppress(ValueError):
                 port = int(remembered.read_text().strip())
         try:
-            await web.TCPSite(runner, self.host, port, backlog=1024, ssl_context=ssl_context).start()
+            return await http.listen(self.host, port, ssl_context)
         except OSError:
             if port == self.tls_port:
                 raise
             log.warning("previous TLS port is taken; listening on a new one", port=port)
-            await web.TCPSite(runner, self.host, self.tls_port, backlog=1024, ssl_context=ssl_context).start()
+            return await http.listen(self.host, self.tls_port, ssl_context)
 
     async def stop(self) -> None:
         if self._node_task is not None:
@@ -193,9 +191,9 @@ class LocalCluster:
             self._node_task = None
         if self.server is not None:
             await self.server.stop_streams()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
         if self.server is not None:
             await self.server.close()
             self.server = None

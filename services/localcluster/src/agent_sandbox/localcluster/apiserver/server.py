@@ -1,6 +1,6 @@
 """HTTP shell of the embedded API server: routing, verbs, watch streaming, auth and faults.
 
-One catch-all aiohttp handler parses the Kubernetes URL grammar
+One catch-all handler (behind the HTTP front of :mod:`.httpserver`) parses the Kubernetes URL grammar
 (``/api/v1/...``, ``/apis/<group>/<version>/...``, optional
 ``namespaces/<ns>/``, resource, name, subresource) against the live registry,
 so CRDs created at run time are served without re-registering routes. Verbs map
@@ -39,6 +39,7 @@ from .errors import (
 )
 from .faults import FaultConfig, FaultInjector
 from .groupcommit import CommitError
+from .httpserver import HttpRequest, Reply
 from .persistence import SqlitePersistence
 from .podlogs import PodLogSources, pick_container, trim
 from .resources import CRD_KEY, Registry, ResourceType, served_bytes
@@ -59,12 +60,11 @@ _JSON_TYPES = frozenset({"application/json", "", "*/*"})
 _STATUS_SUCCESS = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
 
 
-def json_response(body: Any, status: int = 200) -> web.Response:
-    raw = body if isinstance(body, bytes) else orjson.dumps(body)
-    return web.Response(body=raw, status=status, content_type="application/json")
+def json_response(body: Any, status: int = 200) -> Reply:
+    return Reply(body if isinstance(body, bytes) else orjson.dumps(body), status)
 
 
-def status_response(err: StatusError) -> web.Response:
+def status_response(err: StatusError) -> Reply:
     return json_response(err.body(), err.code)
 
 
@@ -195,26 +195,23 @@ class ApiServer:
 
     # ----- HTTP entry ----------------------------------------------------------------------
 
-    def make_server(self) -> web.Server:
-        """aiohttp's low-level server around :meth:`handle`: the API server routes every path itself, so
-        no application router, middleware chain or signals run per request."""
-        loop = asyncio.get_running_loop()
+    @staticmethod
+    def streams(request: HttpRequest) -> bool:
+        """Whether ``request`` turns into a stream (a watch, an exec session, any upgrade): the HTTP front
+        (:mod:`.httpserver`) hands those to aiohttp, and every other request gets a :class:`Reply`."""
+        return (request.method == "GET" and request.query.get("watch") in _TRUE) or (
+            request.path.endswith("/exec") or "Upgrade" in request.headers)
 
-        def request(message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> web.BaseRequest:
-            return web.BaseRequest(message, payload, protocol, writer, task, loop, client_max_size=MAX_BODY_BYTES)
-
-        return web.Server(self.handle, request_factory=request, access_log=None)
-
-    def _authorized(self, request: web.BaseRequest) -> bool:
+    def _authorized(self, request: HttpRequest) -> bool:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
             return False
         return hmac.compare_digest(header[7:].strip().encode(), self.token.encode())
 
-    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+    async def handle(self, request: HttpRequest) -> Reply | web.StreamResponse:
         path = request.path
         if path in HEALTH_PATHS or path.startswith(("/healthz/", "/readyz/", "/livez/")):
-            return web.Response(text="ok", content_type="text/plain")
+            return Reply(b"ok", content_type="text/plain; charset=utf-8")
         try:
             if not self._authorized(request):
                 raise unauthorized()
@@ -229,7 +226,7 @@ class ApiServer:
             log.exception("unhandled error", method=request.method, path=path)
             return status_response(internal(f"internal error: {type(exc).__name__}"))
 
-    async def _faults_endpoint(self, request: web.BaseRequest) -> web.Response:
+    async def _faults_endpoint(self, request: HttpRequest) -> Reply:
         if request.method == "GET":
             return json_response(self.faults.config.model_dump())
         if request.method != "PUT":
@@ -242,7 +239,7 @@ class ApiServer:
         log.info("fault injection updated", **config.model_dump())
         return json_response(config.model_dump())
 
-    async def _dispatch(self, request: web.BaseRequest, path: str) -> web.StreamResponse:
+    async def _dispatch(self, request: HttpRequest, path: str) -> Reply | web.StreamResponse:
         parts = [p for p in path.split("/") if p]
         if not parts:
             return json_response({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/version"]})
@@ -276,12 +273,12 @@ class ApiServer:
             "read" if method == "GET" else "write")
         await self._inject(verb_class, req)
         if req.subresource == "exec" and method in ("GET", "POST"):
-            return await podexec.serve(request, self.store.get(req.rt, req.namespace, req.name or "").obj,
-                                       self.pod_exec)
+            return await podexec.serve(_stream_request(request),
+                                       self.store.get(req.rt, req.namespace, req.name or "").obj, self.pod_exec)
         if method == "GET":
             if req.name is None:
                 if verb_class == "watch":
-                    return await self._watch(request, req)
+                    return await self._watch(_stream_request(request), req)
                 return self._list(request, req)
             if req.subresource == "log":
                 return await self._pod_log(request, req)
@@ -304,7 +301,7 @@ class ApiServer:
             raise internal(f"the write could not be saved to disk ({exc}); it may or may not take effect: "
                            "read the object again before retrying") from None
 
-    async def _dispatch_write(self, request: web.BaseRequest, req: Request, path: str) -> web.Response:
+    async def _dispatch_write(self, request: HttpRequest, req: Request, path: str) -> Reply:
         method = request.method
         if method == "POST":
             if req.name is None:
@@ -324,9 +321,9 @@ class ApiServer:
             return await self._delete(request, req)
         raise method_not_allowed(f"{method} is not supported on {path}")
 
-    def _openapi(self, parts: list[str]) -> web.Response:
+    def _openapi(self, parts: list[str]) -> Reply:
         if parts == ["v2"]:
-            return web.Response(body=b"", content_type=openapi.V2_PROTOBUF)
+            return Reply(b"", content_type=openapi.V2_PROTOBUF)
         if parts == ["v3"]:
             return json_response(openapi.root_document(self.registry))
         doc = None
@@ -379,14 +376,14 @@ class ApiServer:
     def _raw(rt: ResourceType, entry: Entry) -> bytes:
         return served_bytes(rt, entry.obj, entry.raw)
 
-    def _object_response(self, request: web.BaseRequest, rt: ResourceType, entry: Entry,
-                         status: int = 200) -> web.Response:
+    def _object_response(self, request: HttpRequest, rt: ResourceType, entry: Entry,
+                         status: int = 200) -> Reply:
         if tables.wants_table(request.headers.get("Accept", "")):
             include = request.query.get("includeObject", "Metadata")
             return json_response(tables.table(rt, [entry.obj], include=include), status)
         return json_response(self._raw(rt, entry), status)
 
-    async def _body(self, request: web.BaseRequest) -> Any:
+    async def _body(self, request: HttpRequest) -> Any:
         ctype = request.content_type
         if ctype not in _JSON_TYPES and ctype != "application/yaml":
             raise unsupported_media_type(ctype)
@@ -402,12 +399,12 @@ class ApiServer:
         return body
 
     @staticmethod
-    def _dry_run(request: web.BaseRequest) -> bool:
+    def _dry_run(request: HttpRequest) -> bool:
         return "All" in request.query.getall("dryRun", [])
 
     # ----- reads ---------------------------------------------------------------------------
 
-    def _selectors(self, request: web.BaseRequest, rt: ResourceType) -> tuple[Any, Any]:
+    def _selectors(self, request: HttpRequest, rt: ResourceType) -> tuple[Any, Any]:
         try:
             labels = parse_label_selector(request.query.get("labelSelector"))
             fields = parse_field_selector(request.query.get("fieldSelector"), rt.field_labels, rt.kind)
@@ -415,13 +412,13 @@ class ApiServer:
             raise bad_request(f"unable to parse selector: {exc}") from None
         return labels, fields
 
-    def _get(self, request: web.BaseRequest, req: Request) -> web.Response:
+    def _get(self, request: HttpRequest, req: Request) -> Reply:
         entry = self.store.get(req.rt, req.namespace, req.name or "")
         if req.subresource == "scale":
             return json_response(self._scale_object(req.rt, entry.obj))
         return self._object_response(request, req.rt, entry)
 
-    async def _pod_log(self, request: web.BaseRequest, req: Request) -> web.Response:
+    async def _pod_log(self, request: HttpRequest, req: Request) -> Reply:
         pod = self.store.get(req.rt, req.namespace, req.name or "").obj
         tail_lines = _query_int(request.query, "tailLines")
         limit_bytes = _query_int(request.query, "limitBytes")
@@ -435,9 +432,9 @@ class ApiServer:
             raise bad_request(str(exc)) from None
         node = (pod.get("spec") or {}).get("nodeName") or ""
         data = await self.pod_logs.read(node, pod["metadata"].get("uid", ""), container)
-        return web.Response(body=trim(data, tail_lines, limit_bytes), content_type="text/plain")
+        return Reply(trim(data, tail_lines, limit_bytes), content_type="text/plain")
 
-    def _list(self, request: web.BaseRequest, req: Request) -> web.Response:
+    def _list(self, request: HttpRequest, req: Request) -> Reply:
         rt = req.rt
         labels, fields = self._selectors(request, rt)
         limit = _query_int(request.query, "limit") or 0
@@ -515,7 +512,7 @@ class ApiServer:
                 return
         raise StatusError(500, "ServerTimeout", f"could not generate a unique name for {prefix!r}")
 
-    async def _create(self, request: web.BaseRequest, req: Request) -> web.Response:
+    async def _create(self, request: HttpRequest, req: Request) -> Reply:
         rt = req.rt
         body = await self._body(request)
         meta = body.setdefault("metadata", {})
@@ -535,7 +532,7 @@ class ApiServer:
         if rt.key == CRD_KEY:
             self.registry.install_crd(entry.obj)
 
-    async def _update(self, request: web.BaseRequest, req: Request) -> web.Response:
+    async def _update(self, request: HttpRequest, req: Request) -> Reply:
         rt = req.rt
         body = await self._body(request)
         entry = self.store.get(rt, req.namespace, req.name or "")
@@ -550,7 +547,7 @@ class ApiServer:
             self._after_write(rt, updated)
         return self._object_response(request, rt, updated)
 
-    async def _patch(self, request: web.BaseRequest, req: Request) -> web.Response:
+    async def _patch(self, request: HttpRequest, req: Request) -> Reply:
         rt = req.rt
         ctype = request.content_type
         if ctype not in patches.PATCH_TYPES:
@@ -586,7 +583,7 @@ class ApiServer:
             self._after_write(rt, updated)
         return self._object_response(request, rt, updated)
 
-    def _apply_create(self, request: web.BaseRequest, req: Request, body: Any) -> web.Response:
+    def _apply_create(self, request: HttpRequest, req: Request, body: Any) -> Reply:
         if not isinstance(body, dict):
             raise bad_request("apply patch body must be an object")
         meta = body.setdefault("metadata", {})
@@ -619,7 +616,7 @@ class ApiServer:
                 "spec": {"replicas": strategy.get_path(obj, rt.scale.spec_replicas_path) or 0},
                 "status": status}
 
-    def _write_scale(self, request: web.BaseRequest, rt: ResourceType, entry: Entry, scale: Any) -> web.Response:
+    def _write_scale(self, request: HttpRequest, rt: ResourceType, entry: Entry, scale: Any) -> Reply:
         assert rt.scale is not None
         if not isinstance(scale, dict):
             raise bad_request("the scale body must be an object")
@@ -636,7 +633,7 @@ class ApiServer:
 
     # ----- pods: binding (node agents bind pending Pods, there is no separate scheduler) ----
 
-    async def _bind(self, request: web.BaseRequest, req: Request) -> web.Response:
+    async def _bind(self, request: HttpRequest, req: Request) -> Reply:
         body = await self._body(request)
         target = (body.get("target") or {}).get("name")
         if not target:
@@ -660,7 +657,7 @@ class ApiServer:
 
     # ----- deletes -------------------------------------------------------------------------
 
-    async def _delete_options(self, request: web.BaseRequest) -> dict[str, Any]:
+    async def _delete_options(self, request: HttpRequest) -> dict[str, Any]:
         options: dict[str, Any] = {}
         if request.can_read_body:
             data = await request.read()
@@ -694,7 +691,7 @@ class ApiServer:
                                  preconditions=options.get("preconditions"),
                                  dry_run="All" in (options.get("dryRun") or []))
 
-    async def _delete(self, request: web.BaseRequest, req: Request) -> web.Response:
+    async def _delete(self, request: HttpRequest, req: Request) -> Reply:
         rt = req.rt
         options = await self._delete_options(request)
         entry, removed = self._delete_one(rt, req.namespace, req.name or "", options)
@@ -704,7 +701,7 @@ class ApiServer:
                                                                  "kind": rt.plural, "uid": meta.get("uid")}})
         return json_response(self._raw(rt, entry))
 
-    async def _delete_collection(self, request: web.BaseRequest, req: Request) -> web.Response:
+    async def _delete_collection(self, request: HttpRequest, req: Request) -> Reply:
         rt = req.rt
         labels, fields = self._selectors(request, rt)
         options = await self._delete_options(request)
@@ -720,9 +717,15 @@ class ApiServer:
         return json_response(head[:-1] + b',"items":[' + b",".join(deleted) + b"]}")
 
 
+def _stream_request(request: HttpRequest) -> web.BaseRequest:
+    """The aiohttp request behind a watch or exec: :meth:`ApiServer.streams` sends those to aiohttp."""
+    assert isinstance(request, web.BaseRequest), "a stream request reached the lean path"
+    return request
+
+
 def _no_route() -> StatusError:
     return StatusError(404, "NotFound", "the server could not find the requested resource",
                        {"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]})
 
 
-__all__ = ["ApiServer", "json_response", "status_response"]
+__all__ = ["MAX_BODY_BYTES", "ApiServer", "json_response", "status_response"]
