@@ -326,8 +326,8 @@ class _Connection(asyncio.Protocol):
 
     def _pump(self) -> None:
         """Start the next request's handler, or finish the connection's business once all are answered."""
-        if self.busy or self._transport is None:
-            return
+        if self.busy or self._transport is None or self._transport.is_closing():
+            return  # (closing: the client asked for it, and what it sent after that goes unanswered)
         if self._queue:
             request, keep_alive = self._queue.popleft()
             self.busy = True
@@ -476,6 +476,7 @@ class HttpServer:
             await asyncio.wait(set(self._answering), timeout=grace_s)
         for connection in list(self.connections):
             connection.close()
+        self._streams_server.pre_shutdown()
         await self._streams_server.shutdown(grace_s)
         for server in self._servers:
             with contextlib.suppress(Exception):
