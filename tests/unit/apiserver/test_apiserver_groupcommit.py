@@ -91,3 +91,16 @@ async def test_a_cancelled_writer_does_not_cancel_the_others() -> None:
     commits.succeeded(batch)
     await asyncio.wait_for(patient, 1)
     assert impatient.cancelled()
+
+
+async def test_a_commit_wakes_its_writers_in_the_next_loop_pass() -> None:
+    """Every pass a write's answer waits is latency under load: a commit releases its writers directly."""
+    commits = GroupCommit()
+    commits.record((CM, ("ns", "a")), b"a", 1)
+    writers = [asyncio.create_task(commits.wait(1)) for _ in range(3)]
+    await asyncio.sleep(0)
+    batch = commits.take()
+    assert batch is not None and not any(w.done() for w in writers)
+    commits.succeeded(batch)
+    await asyncio.sleep(0)
+    assert all(w.done() for w in writers)

@@ -8,10 +8,13 @@ one takes everything recorded so far, so writes that arrive while a commit runs 
 version implies every lower version is committed too.
 
 The pending map keeps only the latest bytes per object (``None`` = deleted), so it is bounded by the
-number of objects however long the disk stays unavailable. At most two futures exist: the batch in
-flight and the next one. A failed batch fails its waiters (their outcome is unknown, as after a
-kube-apiserver timeout) and goes back into the pending map under any newer writes, so the next
-commit retries it.
+number of objects however long the disk stays unavailable. Each waiter has a future of its own, listed
+with the batch in flight or the next one (so the lists are bounded by the requests waiting): a commit
+wakes every waiter directly, and a cancelled waiter cancels only its own future. A shared future
+behind ``asyncio.shield`` would wake each waiter one loop pass later, through the shield's callback,
+and every write's answer waits for that. A failed batch fails its waiters (their outcome is unknown,
+as after a kube-apiserver timeout) and goes back into the pending map under any newer writes, so the
+next commit retries it.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ class CommitError(Exception):
 class Batch:
     rv: int  # every write with resourceVersion <= rv is in this batch or an earlier one
     items: dict[Item, bytes | None]
-    done: asyncio.Future[None]
+    waiters: list[asyncio.Future[None]]
 
 
 class GroupCommit:
@@ -42,7 +45,7 @@ class GroupCommit:
         self.closed = False
         self._pending: dict[Item, bytes | None] = {}
         self._inflight: Batch | None = None
-        self._next: asyncio.Future[None] | None = None
+        self._next: list[asyncio.Future[None]] = []  # waiters for the next batch
 
     @property
     def pending_count(self) -> int:
@@ -58,9 +61,8 @@ class GroupCommit:
             raise RuntimeError("a commit is already in flight")
         if not self._pending and self.recorded_rv == self.committed_rv:
             return None
-        done = self._next if self._next is not None else asyncio.get_running_loop().create_future()
-        self._next = None
-        batch = Batch(self.recorded_rv, self._pending, done)
+        batch = Batch(self.recorded_rv, self._pending, self._next)
+        self._next = []
         self._pending = {}
         self._inflight = batch
         return batch
@@ -68,20 +70,20 @@ class GroupCommit:
     def succeeded(self, batch: Batch) -> None:
         self._inflight = None
         self.committed_rv = max(self.committed_rv, batch.rv)
-        if not batch.done.done():
-            batch.done.set_result(None)
+        for waiter in batch.waiters:
+            if not waiter.done():  # (cancelled)
+                waiter.set_result(None)
 
     def failed(self, batch: Batch, message: str) -> None:
         self._inflight = None
         for item, raw in batch.items.items():
             self._pending.setdefault(item, raw)  # a newer write of the same object wins
-        _fail(batch.done, message)
+        _fail(batch.waiters, message)
 
     def close(self, message: str = "persistence is closed") -> None:
         self.closed = True
-        if self._next is not None:
-            _fail(self._next, message)
-            self._next = None
+        _fail(self._next, message)
+        self._next = []
 
     async def wait(self, rv: int) -> None:
         """Return once ``rv`` is committed; raise :class:`CommitError` if the commit carrying it fails.
@@ -93,16 +95,12 @@ class GroupCommit:
             if self.closed:
                 raise CommitError("persistence is closed")
             inflight = self._inflight
-            if inflight is not None and rv <= inflight.rv:
-                done = inflight.done
-            else:
-                if self._next is None:
-                    self._next = asyncio.get_running_loop().create_future()
-                done = self._next
-            await asyncio.shield(done)  # a cancelled waiter must not cancel everyone's future
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            (inflight.waiters if inflight is not None and rv <= inflight.rv else self._next).append(waiter)
+            await waiter
 
 
-def _fail(done: asyncio.Future[None], message: str) -> None:
-    if not done.done():
-        done.set_exception(CommitError(message))
-        done.exception()  # retrieved: a batch nobody waited for must not log "exception never retrieved"
+def _fail(waiters: list[asyncio.Future[None]], message: str) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_exception(CommitError(message))
