@@ -7,6 +7,7 @@ parser keeps both sides consistent.
 
 from __future__ import annotations
 
+import functools
 import re
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -19,7 +20,12 @@ class InvalidDuration(ValueError):
 
 def parse_duration(value: str) -> float:
     """Seconds in ``value``; raises :class:`InvalidDuration`."""
-    text = value.strip() if isinstance(value, str) else ""
+    return _parse(value if isinstance(value, str) else "")
+
+
+@functools.lru_cache(maxsize=256)  # every claim parses its pool's few timeouts again
+def _parse(value: str) -> float:
+    text = value.strip()
     if text == "0":
         return 0.0
     if not text:
