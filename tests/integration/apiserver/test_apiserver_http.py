@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 import pytest
 import pytest_asyncio
+from aiohttp import web
 from kubernetes_asyncio import client
 
 from agent_sandbox.localcluster.apiserver.httpserver import MAX_HEAD_BYTES, HttpServer, PlainRequest, Reply
@@ -247,3 +249,38 @@ async def test_handler_failure_is_a_500_status_and_the_connection_lives(front: t
         assert (status, body) == (200, b"POST /echo x")
     finally:
         conn.close()
+
+
+async def test_stream_sent_behind_an_unanswered_request_is_handed_over_after_its_answer() -> None:
+    """A stream request that arrives while the answer before it is still being worked on waits for that
+    answer (HTTP/1.1 answers in order), then aiohttp streams it on the same connection."""
+    release = asyncio.Event()
+
+    async def handle(request: Any) -> Reply | web.StreamResponse:
+        if request.path == "/slow":
+            await release.wait()
+            return Reply(b"slow")
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(request)
+        await response.write(b"streamed " + request.path.encode())
+        await response.write_eof()
+        return response
+
+    server = HttpServer(handle, lambda request: request.path.startswith("/stream"), max_body=1024)
+    port = await server.listen("127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    conn = Conn(reader, writer, "")
+    try:
+        conn.send(conn.request("GET", "/slow"))
+        await asyncio.sleep(0.05)
+        conn.send(conn.request("GET", "/stream/1"))
+        await asyncio.sleep(0.05)
+        release.set()
+        status, _, body = await conn.response()
+        assert (status, body) == (200, b"slow")
+        status, headers, _ = await conn.response()
+        assert status == 200 and headers["transfer-encoding"] == "chunked"
+        assert await conn.chunk() == b"streamed /stream/1"
+    finally:
+        conn.close()
+        await server.close()

@@ -325,17 +325,22 @@ class _Connection(asyncio.Protocol):
     # ----- answering -----------------------------------------------------------------------
 
     def _pump(self) -> None:
-        """Start the next request's handler, or finish the connection's business once all are answered."""
-        if self.busy or self._transport is None or self._transport.is_closing():
+        """Start the next request's handler, or finish the connection's business once all are answered;
+        then pause or resume reading to match."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
             return  # (closing: the client asked for it, and what it sent after that goes unanswered)
-        if self._queue:
-            request, keep_alive = self._queue.popleft()
-            self.busy = True
-            self._front.answer(self, request, keep_alive)
-        elif self._fatal is not None:
-            self._send(self._fatal, False, keep_alive=False)
-        elif self._handoff:
-            self._hand_off()
+        if not self.busy:
+            if self._queue:
+                request, keep_alive = self._queue.popleft()
+                self.busy = True
+                self._front.answer(self, request, keep_alive)
+            elif self._fatal is not None:
+                self._send(self._fatal, False, keep_alive=False)
+                return
+            elif self._handoff:
+                self._hand_off()
+                return
         self._update_reading()
 
     async def run(self, request: PlainRequest, keep_alive: bool) -> None:
@@ -376,7 +381,8 @@ class _Connection(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        pause = self._write_paused or len(self._queue) >= MAX_PIPELINED or self._fatal is not None
+        pause = (self._write_paused or len(self._queue) >= MAX_PIPELINED or self._fatal is not None
+                 or self._handoff)  # (a stream's bytes wait for aiohttp in the socket, not here)
         if pause != self._read_paused:
             self._read_paused = pause
             if pause:
