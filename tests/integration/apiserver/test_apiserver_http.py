@@ -124,6 +124,21 @@ async def test_watch_after_plain_requests_streams_on_the_same_connection(cluster
         conn.close()
 
 
+async def test_connection_keeps_serving_after_its_watch_ends(conn: Conn) -> None:
+    """Once aiohttp owns a connection (a watch was handed over), later requests on it are still answered,
+    health checks included."""
+    conn.send(conn.request("GET", f"{NS_PATH}?watch=true&timeoutSeconds=1"))
+    status, headers, _ = await conn.response()
+    assert status == 200 and headers["transfer-encoding"] == "chunked"
+    while await conn.chunk():  # events, if any, then the end of the stream after a second
+        pass
+    conn.send(conn.request("GET", "/healthz") + conn.request("GET", "/version"))
+    status, headers, body = await conn.response()
+    assert (status, body) == (200, b"ok") and headers["content-type"].startswith("text/plain")
+    status, _, body = await conn.response()
+    assert status == 200 and orjson.loads(body)["major"]
+
+
 async def test_watch_pipelined_into_a_read_is_refused(conn: Conn) -> None:
     conn.send(conn.request("GET", "/version") + conn.request("GET", f"{NS_PATH}?watch=1"))
     assert (await conn.response())[0] == 200

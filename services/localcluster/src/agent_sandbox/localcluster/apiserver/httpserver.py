@@ -163,7 +163,8 @@ class PlainRequest:
         return self.body
 
 
-def _status_reply(err: StatusError) -> Reply:
+def status_reply(err: StatusError) -> Reply:
+    """``err`` as a Kubernetes ``Status`` answer."""
     return Reply(orjson.dumps(err.body()), err.code)
 
 
@@ -248,11 +249,11 @@ class _Connection(asyncio.Protocol):
             halt = exc.__context__
             if not isinstance(halt, _Halt):
                 log.error("reading a request failed", error=repr(halt))
-                self._fail(_status_reply(internal(f"internal error: {type(halt).__name__}")))
+                self._fail(status_reply(internal(f"internal error: {type(halt).__name__}")))
             elif halt.reply is not None:
                 self._fail(halt.reply)
         except httptools.HttpParserError as exc:
-            self._fail(_status_reply(bad_request(f"malformed HTTP request: {exc}")))
+            self._fail(status_reply(bad_request(f"malformed HTTP request: {exc}")))
         self._pump()
 
     # ----- parser callbacks ----------------------------------------------------------------
@@ -275,7 +276,7 @@ class _Connection(asyncio.Protocol):
     def _count_head(self, size: int) -> None:
         self._head_size += size
         if self._head_size > MAX_HEAD_BYTES:
-            raise _Halt(_status_reply(StatusError(431, "RequestHeaderFieldsTooLarge",
+            raise _Halt(status_reply(StatusError(431, "RequestHeaderFieldsTooLarge",
                                                   f"the request head exceeds {MAX_HEAD_BYTES} bytes")))
 
     def on_headers_complete(self) -> None:
@@ -284,7 +285,7 @@ class _Connection(asyncio.Protocol):
                                self._url.decode("utf-8", "surrogateescape"), headers)
         if self._front.streams(request):
             if self._head is None:
-                raise _Halt(_status_reply(bad_request(
+                raise _Halt(status_reply(bad_request(
                     "a watch or exec request must not be pipelined into the middle of a read; send it after "
                     "the previous answer")))
             self._handoff = True
@@ -319,7 +320,7 @@ class _Connection(asyncio.Protocol):
         self._queue.append((request, self._parser.should_keep_alive()))
 
     def _too_large(self) -> Reply:
-        return _status_reply(StatusError(413, "RequestEntityTooLarge",
+        return status_reply(StatusError(413, "RequestEntityTooLarge",
                                          f"the request body exceeds {self._front.max_body} bytes"))
 
     # ----- answering -----------------------------------------------------------------------
@@ -350,7 +351,7 @@ class _Connection(asyncio.Protocol):
                 raise TypeError(f"a stream answer on the lean path: {type(reply).__name__}")
         except Exception as exc:
             log.exception("unhandled error", method=request.method, path=request.path)
-            reply = _status_reply(internal(f"internal error: {type(exc).__name__}"))
+            reply = status_reply(internal(f"internal error: {type(exc).__name__}"))
         self._send(reply, request.method == "HEAD", keep_alive)
         self.busy = False
         self._pump()
@@ -459,8 +460,8 @@ class HttpServer:
 
     async def _serve_stream(self, request: web.BaseRequest) -> web.StreamResponse:
         result = await self.handle(request)
-        if isinstance(result, Reply):
-            return web.Response(body=result.body, status=result.status, content_type=result.content_type)
+        if isinstance(result, Reply):  # (the type goes in as a header: aiohttp refuses a charset in content_type)
+            return web.Response(body=result.body, status=result.status, headers={"Content-Type": result.content_type})
         return result
 
     def _schedule_sweep(self) -> None:

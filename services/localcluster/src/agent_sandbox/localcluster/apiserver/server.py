@@ -39,7 +39,7 @@ from .errors import (
 )
 from .faults import FaultConfig, FaultInjector
 from .groupcommit import CommitError
-from .httpserver import HttpRequest, Reply
+from .httpserver import HttpRequest, Reply, status_reply
 from .persistence import SqlitePersistence
 from .podlogs import PodLogSources, pick_container, trim
 from .resources import CRD_KEY, Registry, ResourceType, served_bytes
@@ -62,10 +62,6 @@ _STATUS_SUCCESS = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status
 
 def json_response(body: Any, status: int = 200) -> Reply:
     return Reply(body if isinstance(body, bytes) else orjson.dumps(body), status)
-
-
-def status_response(err: StatusError) -> Reply:
-    return json_response(err.body(), err.code)
 
 
 def _query_int(query: Any, name: str) -> int | None:
@@ -199,8 +195,7 @@ class ApiServer:
     def streams(request: HttpRequest) -> bool:
         """Whether ``request`` turns into a stream (a watch, an exec session, any upgrade): the HTTP front
         (:mod:`.httpserver`) hands those to aiohttp, and every other request gets a :class:`Reply`."""
-        return (request.method == "GET" and request.query.get("watch") in _TRUE) or (
-            request.path.endswith("/exec") or "Upgrade" in request.headers)
+        return _is_watch(request) or request.path.endswith("/exec") or "Upgrade" in request.headers
 
     def _authorized(self, request: HttpRequest) -> bool:
         header = request.headers.get("Authorization", "")
@@ -219,12 +214,12 @@ class ApiServer:
                 return await self._faults_endpoint(request)
             return await self._dispatch(request, path)
         except StatusError as err:
-            return status_response(err)
+            return status_reply(err)
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         except Exception as exc:  # a bug must still answer as a Status, never a stack trace
             log.exception("unhandled error", method=request.method, path=path)
-            return status_response(internal(f"internal error: {type(exc).__name__}"))
+            return status_reply(internal(f"internal error: {type(exc).__name__}"))
 
     async def _faults_endpoint(self, request: HttpRequest) -> Reply:
         if request.method == "GET":
@@ -269,8 +264,7 @@ class ApiServer:
             return json_response(doc)
         req = self._parse(group, version, rest)
         method = request.method
-        verb_class = "watch" if method == "GET" and request.query.get("watch") in _TRUE else (
-            "read" if method == "GET" else "write")
+        verb_class = "watch" if _is_watch(request) else ("read" if method == "GET" else "write")
         await self._inject(verb_class, req)
         if req.subresource == "exec" and method in ("GET", "POST"):
             return await podexec.serve(_stream_request(request),
@@ -717,6 +711,10 @@ class ApiServer:
         return json_response(head[:-1] + b',"items":[' + b",".join(deleted) + b"]}")
 
 
+def _is_watch(request: HttpRequest) -> bool:
+    return request.method == "GET" and request.query.get("watch") in _TRUE
+
+
 def _stream_request(request: HttpRequest) -> web.BaseRequest:
     """The aiohttp request behind a watch or exec: :meth:`ApiServer.streams` sends those to aiohttp."""
     assert isinstance(request, web.BaseRequest), "a stream request reached the lean path"
@@ -728,4 +726,4 @@ def _no_route() -> StatusError:
                        {"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]})
 
 
-__all__ = ["MAX_BODY_BYTES", "ApiServer", "json_response", "status_response"]
+__all__ = ["MAX_BODY_BYTES", "ApiServer", "json_response"]
