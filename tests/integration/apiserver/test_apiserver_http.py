@@ -299,3 +299,36 @@ async def test_stream_sent_behind_an_unanswered_request_is_handed_over_after_its
     finally:
         conn.close()
         await server.close()
+
+
+async def test_idle_hook_runs_once_the_last_request_in_hand_is_answered() -> None:
+    """``on_idle`` (the server's garbage collection at quiet moments) is called when no plain request is
+    left being answered: not while one is still being worked on, even if others were answered meanwhile."""
+    release = asyncio.Event()
+    idle_while: list[bool] = []
+
+    async def handle(request: PlainRequest) -> Reply:
+        if request.path == "/slow":
+            await release.wait()
+        return Reply(request.path.encode())
+
+    server = HttpServer(handle, lambda _request: False, max_body=1024,
+                        on_idle=lambda: idle_while.append(server.busy))
+    port = await server.listen("127.0.0.1", 0)
+    slow = Conn(*await asyncio.open_connection("127.0.0.1", port), "")
+    fast = Conn(*await asyncio.open_connection("127.0.0.1", port), "")
+    try:
+        slow.send(slow.request("GET", "/slow"))
+        await asyncio.sleep(0.05)
+        fast.send(fast.request("GET", "/fast"))
+        assert (await fast.response())[2] == b"/fast"
+        await asyncio.sleep(0.05)
+        assert server.busy and idle_while == []  # /slow is still in hand
+        release.set()
+        assert (await slow.response())[2] == b"/slow"
+        await asyncio.sleep(0.05)
+        assert idle_while == [False] and not server.busy
+    finally:
+        slow.close()
+        fast.close()
+        await server.close()

@@ -9,6 +9,7 @@ from agent_sandbox.operator.kube.informer import Informer
 from agent_sandbox.operator.lifecycle.inplace import UpdateOptions
 from agent_sandbox.operator.metrics import OperatorMetrics
 from agent_sandbox.operator.scheduling.errors import NoIdleSandbox, QueueFull
+from agent_sandbox.operator.scheduling.registry import SchedulerRegistry
 from agent_sandbox.operator.scheduling.scheduler import PoolScheduler
 
 
@@ -85,3 +86,21 @@ async def test_a_claim_is_written_in_its_callers_turn_and_the_pool_is_busy_until
     assert await asyncio.wait_for(claim, 1) == written
     await asyncio.wait_for(sched.wait_quiet(5), 0.5)
     await sched.stop()
+
+
+async def test_a_pools_scheduler_is_ready_before_its_first_claim():
+    """Seen through the pools informer, a live pool gets its scheduler, its idle pods already queued, so the
+    first claim does not pay for listing them; a pool being deleted gets none."""
+    pods = Informer(None, "/api/v1/pods", kind="Pod")  # type: ignore[arg-type]
+    pods.add_index("pool", lambda p: [f"ns/{p['metadata']['labels']['agentsandbox.io/sandbox-pool']}"])
+    pods._apply("ADDED", pod("p-1"))
+    registry = SchedulerRegistry(None, pods, OperatorMetrics())  # type: ignore[arg-type]
+    pool = {"metadata": {"namespace": "ns", "name": "pool"}}
+    registry.on_pool_event("ADDED", None, pool)
+    registry.on_pool_event("MODIFIED", pool, pool)
+    gone = {"metadata": {"namespace": "ns", "name": "old", "deletionTimestamp": "2026-01-01T00:00:00Z"}}
+    registry.on_pool_event("MODIFIED", gone, gone)
+    registry.on_pool_event("DELETED", None, {"metadata": {"namespace": "ns", "name": "older"}})
+    assert len(registry) == 1
+    assert registry.get("ns", "pool").snapshot()["idle_ready"] == 1
+    await registry.stop()

@@ -17,7 +17,9 @@ Stable Python API (used by the fixtures of every area)::
 
     LocalCluster(state_dir=None, crd_dir=DEFAULT_CRD_DIR, node="none", node_name="localcluster-node",
                  faults=None, port=0, tls_port=0, persist=None, event_log_size=10_000, watch_queue_size=20_000,
-                 bookmark_interval=5.0, sqlite_synchronous="NORMAL")
+                 bookmark_interval=5.0, sqlite_synchronous="NORMAL", collect_when_idle=False)
+        collect_when_idle: the process's garbage is collected at its quiet moments
+        (common.gctuning.IdleCollector; the command turns it on).
         persist defaults to True when state_dir is given (SQLite ``state_dir/state.db``); writes are answered
         once committed, sqlite_synchronous="FULL" adds an fsync per commit (see apiserver.persistence).
         node: "none" (default here), "sim" or "local" — started with node.run_node after listening.
@@ -102,7 +104,8 @@ class LocalCluster:
                  node_name: str = "localcluster-node", faults: FaultConfig | dict[str, Any] | None = None,
                  host: str = "127.0.0.1", port: int = 0, tls_port: int = 0, persist: bool | None = None,
                  event_log_size: int = 10_000, watch_queue_size: int = 20_000,
-                 bookmark_interval: float = 5.0, sqlite_synchronous: Synchronous = "NORMAL") -> None:
+                 bookmark_interval: float = 5.0, sqlite_synchronous: Synchronous = "NORMAL",
+                 collect_when_idle: bool = False) -> None:
         if node not in NODE_KINDS:
             raise ValueError(f"node must be one of {NODE_KINDS}")
         self._given_state_dir = pathlib.Path(state_dir) if state_dir is not None else None
@@ -118,6 +121,7 @@ class LocalCluster:
         self._watch_queue_size = watch_queue_size
         self._bookmark_interval = bookmark_interval
         self._sqlite_synchronous = sqlite_synchronous
+        self._idle_collector = gctuning.IdleCollector(self._busy) if collect_when_idle else None
         self.state_dir: pathlib.Path = self._given_state_dir or pathlib.Path()
         self.url = ""
         self.tls_url = ""
@@ -147,7 +151,8 @@ class LocalCluster:
                            bookmark_interval=self._bookmark_interval)
         await server.start()
         self.server = server
-        self._http = http = HttpServer(server.handle, server.streams, max_body=MAX_BODY_BYTES)
+        self._http = http = HttpServer(server.handle, server.streams, max_body=MAX_BODY_BYTES,
+                                       on_idle=self._idle_collector.poke if self._idle_collector else None)
         port = await http.listen(self.host, self.port)
         tls_port = await self._listen_tls(http, server_context(cert_file, key_file))
         if self._given_state_dir is not None:
@@ -183,7 +188,12 @@ class LocalCluster:
             log.warning("previous TLS port is taken; listening on a new one", port=port)
             return await http.listen(self.host, self.tls_port, ssl_context)
 
+    def _busy(self) -> bool:
+        return self._http is not None and self._http.busy
+
     async def stop(self) -> None:
+        if self._idle_collector is not None:
+            self._idle_collector.close()
         if self._node_task is not None:
             self._node_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -125,6 +125,7 @@ class Operator:
                                          dataplane_grace_s=s.dataplane_grace_s)
         self.pods.add_handler(self.schedulers.on_pod_event)
         self.pods.add_handler(self.controller.on_pod_event)
+        self.pools.add_handler(self.schedulers.on_pool_event)
         self.pools.add_handler(self.controller.on_pool_event)
         self._tasks.append(asyncio.create_task(self.pods.run(), name="informer:pods"))
         self._tasks.append(asyncio.create_task(self.pools.run(), name="informer:pools"))

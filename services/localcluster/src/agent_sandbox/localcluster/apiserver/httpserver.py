@@ -424,11 +424,12 @@ class HttpServer:
     """
 
     def __init__(self, handle: Handler, streams: Callable[[PlainRequest], bool], *, max_body: int,
-                 keepalive_s: float = KEEPALIVE_S) -> None:
+                 keepalive_s: float = KEEPALIVE_S, on_idle: Callable[[], None] | None = None) -> None:
         self.handle = handle
         self.streams = streams
         self.max_body = max_body
         self.keepalive_s = keepalive_s
+        self.on_idle = on_idle  # called when the last plain request in hand has been answered
         self.connections: set[_Connection] = set()
         self._answering: set[asyncio.Task[None]] = set()
         self._servers: list[asyncio.Server] = []
@@ -453,10 +454,20 @@ class HttpServer:
     def stream_protocol(self) -> asyncio.Protocol:
         return self._streams_server()  # type: ignore[no-any-return]
 
+    @property
+    def busy(self) -> bool:
+        """Plain requests are being answered."""
+        return bool(self._answering)
+
     def answer(self, connection: _Connection, request: PlainRequest, keep_alive: bool) -> None:
         task = asyncio.get_running_loop().create_task(connection.run(request, keep_alive))
         self._answering.add(task)
-        task.add_done_callback(self._answering.discard)
+        task.add_done_callback(self._answered)
+
+    def _answered(self, task: asyncio.Task[None]) -> None:
+        self._answering.discard(task)
+        if not self._answering and self.on_idle is not None:
+            self.on_idle()
 
     async def _serve_stream(self, request: web.BaseRequest) -> web.StreamResponse:
         result = await self.handle(request)

@@ -62,7 +62,7 @@ T = TypeVar("T")
 RETRY_MIN_S = 0.1
 RETRY_MAX_S = 2.0
 CHECKPOINT_ROWS = 500  # rows since the last checkpoint that make one due at the next pause
-CHECKPOINT_QUIET_S = 0.02  # a pause in the writes this long starts a due checkpoint
+CHECKPOINT_QUIET_S = 0.005  # a pause in the writes this long starts a due checkpoint
 CHECKPOINT_ROWS_MAX = 1000  # ...and without a pause, commits wait for one (most rows dirty a 4 KB page)
 #: A concurrent checkpoint finding the WAL longer than this (frames) makes commits wait for the next one.
 WAL_FRAMES_LIMIT = 2000

@@ -1,4 +1,7 @@
-"""One scheduler per pool, created on first use and routed pod events by pool.
+"""One scheduler per pool, created when the pool is seen (or on first use) and routed pod events by pool.
+
+A scheduler lists its pool's idle pods when it starts; created by the pool's
+informer event, it does so before the first claim instead of inside it.
 
 Bounded by the number of pools: a pool's scheduler is stopped and dropped
 when the pool is deleted.
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from typing import Any
 
 from agent_sandbox.operator import podview as pv
 from agent_sandbox.operator.kube.client import KubeClient
@@ -36,6 +40,15 @@ class SchedulerRegistry:
             if not self._closed:
                 sched.start()
         return sched
+
+    def on_pool_event(self, event: str, _old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        """Pools informer handler: start the scheduler of a live pool (deleted ones are :meth:`forget`-ed
+        by the pool controller once their pods are gone)."""
+        if event == "DELETED" or new is None or (new.get("metadata") or {}).get("deletionTimestamp"):
+            return
+        meta = new.get("metadata") or {}
+        if meta.get("namespace") and meta.get("name"):
+            self.get(meta["namespace"], meta["name"])
 
     def on_pod_event(self, event: str, old: pv.Pod | None, new: pv.Pod | None) -> None:
         pod = new or old
