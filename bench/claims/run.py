@@ -15,7 +15,11 @@ following N-1 bursts pooled with their p99 one by one. ``cpu_ms_per_claim``
 is the CPU used during the bursts divided by the claims, for this process
 (operator + callers) and the API server + node subprocess: unlike latency it
 barely moves when other work shares the machine (``load_average`` says how
-busy it was). This process tunes and freezes its garbage collector as the
+busy it was). ``probe_ms`` times a fixed piece of Python work just before each
+burst (``benchstats.speed_probe_ms``, ≈ 1 ms on an unloaded core): on a shared
+VM the machine itself runs up to twice as slow in some spells, and the later
+bursts' probes, CPU per claim and p99 are listed one by one to tell those apart.
+This process tunes and freezes its garbage collector as the
 operator command does (``agent_sandbox.common.gctuning``). ``--pause-s``
 waits that long before every burst (e.g. 70 s: longer than idle API
 connections live, to show a burst after a quiet spell).
@@ -36,6 +40,7 @@ import json
 import logging
 import os
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -51,6 +56,9 @@ from agent_sandbox.localcluster.app import LocalCluster, LocalClusterProcess
 from agent_sandbox.operator.app import Operator
 from agent_sandbox.operator.services.models import Caller, CreatePoolRequest, CreateSandboxRequest
 from agent_sandbox.operator.settings import OperatorSettings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: shared helpers
+from benchstats import speed_probe_ms
 
 CALLER = Caller(namespace="default", team="bench", user="bench")
 SIM = {"pull_delay": 0.0, "start_delay": 0.0, "max_pods": 5000, "heartbeat_interval": 5.0, "max_grace": 0.2,
@@ -91,6 +99,7 @@ class Burst:
     wall_s: float
     operator_cpu_s: float  # this process: the operator and the bench's callers
     cluster_cpu_s: float
+    probe_ms: float  # the machine's speed just before the burst (benchstats.speed_probe_ms)
 
 
 def summarize(bursts: list[Burst]) -> dict[str, Any]:
@@ -125,9 +134,11 @@ async def burst(op: Operator, cluster: Any, pods: int, concurrency: int, wait: b
 
     callers = min(concurrency, pods)
     counts = [pods // callers + (1 if i < pods % callers else 0) for i in range(callers)]
+    probe = speed_probe_ms()
     cpu0, cluster0, t0 = time.process_time(), cluster_cpu_s(cluster), time.perf_counter()
     await asyncio.gather(*(caller(n, t0) for n in counts))
-    result = Burst(latencies, time.perf_counter() - t0, time.process_time() - cpu0, cluster_cpu_s(cluster) - cluster0)
+    result = Burst(latencies, time.perf_counter() - t0, time.process_time() - cpu0, cluster_cpu_s(cluster) - cluster0,
+                   probe)
     stored = len(op.history_sync.informer.items())
     await asyncio.gather(*(op.sandboxes.delete(i) for i in ids))
     await wait_idle(op, pods, finished=stored + len(ids))
@@ -138,10 +149,13 @@ async def run_level(op: Operator, cluster: Any, pods: int, concurrency: int, wai
                     bursts: int, pause_s: float) -> dict[str, Any]:
     """One level: the first burst on its own, then (``bursts`` > 1) the following bursts pooled."""
     runs = [await burst(op, cluster, pods, concurrency, wait, pause_s) for _ in range(bursts)]
-    result = {"concurrency": concurrency, "wait_running": wait, **summarize(runs[:1])}
+    result = {"concurrency": concurrency, "wait_running": wait, **summarize(runs[:1]), "probe_ms": runs[0].probe_ms}
     if len(runs) > 1:
         result["later_bursts"] = {"bursts": len(runs) - 1, **summarize(runs[1:]),
-                                  "p99_ms_per_burst": [pct(b.latencies, 99) for b in runs[1:]]}
+                                  "p99_ms_per_burst": [pct(b.latencies, 99) for b in runs[1:]],
+                                  "operator_cpu_ms_per_claim_per_burst": [
+                                      round(b.operator_cpu_s / len(b.latencies) * 1000, 3) for b in runs[1:]],
+                                  "probe_ms_per_burst": [b.probe_ms for b in runs[1:]]}
     return result
 
 
