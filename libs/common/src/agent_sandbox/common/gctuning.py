@@ -24,10 +24,10 @@ outlive their request, a whole claim-and-release cycle about 9,000, so with a
 10,000 young generation one collection in three fell into a burst. Claim
 traffic comes in bursts with quiet moments between them, so the server also
 collects while it is idle (:class:`IdleCollector`): a young generation emptied
-just before a burst does not fill up inside it. Those collections take over
-the automatic ones' schedule for the older generations too (a generation is
-collected once the younger one has been collected as often as its threshold
-says, as the interpreter decides), so garbage never outlives the thresholds either way.
+just before a burst does not fill up inside it. Those collections keep the
+automatic schedule for the older generations too (a generation is collected
+once the younger one has been collected more often than its threshold since,
+as the interpreter decides), so no garbage outlives the thresholds.
 """
 
 from __future__ import annotations
