@@ -90,7 +90,7 @@ async def test_a_claim_is_written_in_its_callers_turn_and_the_pool_is_busy_until
 
 async def test_a_pools_scheduler_is_ready_before_its_first_claim():
     """Seen through the pools informer, a live pool gets its scheduler, its idle pods already queued, so the
-    first claim does not pay for listing them; a pool being deleted gets none."""
+    first claim does not pay for listing them; a pool being deleted gets none, and a deleted pool's stops."""
     pods = Informer(None, "/api/v1/pods", kind="Pod")  # type: ignore[arg-type]
     pods.add_index("pool", lambda p: [f"ns/{p['metadata']['labels']['agentsandbox.io/sandbox-pool']}"])
     pods._apply("ADDED", pod("p-1"))
@@ -102,5 +102,12 @@ async def test_a_pools_scheduler_is_ready_before_its_first_claim():
     registry.on_pool_event("MODIFIED", gone, gone)
     registry.on_pool_event("DELETED", None, {"metadata": {"namespace": "ns", "name": "older"}})
     assert len(registry) == 1
-    assert registry.get("ns", "pool").snapshot()["idle_ready"] == 1
+    sched = registry.get("ns", "pool")
+    assert sched.snapshot()["idle_ready"] == 1
+    registry.on_pool_event("DELETED", pool, None)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert len(registry) == 0
+    with pytest.raises(NoIdleSandbox, match="shutting down"):
+        await sched.claim(UpdateOptions(target_phase="running"), 60)
     await registry.stop()

@@ -28,6 +28,7 @@ class SchedulerRegistry:
         self._metrics = metrics
         self.on_orphan = on_orphan
         self._schedulers: dict[str, PoolScheduler] = {}
+        self._forgetting: set[asyncio.Task[None]] = set()
         self._closed = False
 
     def get(self, namespace: str, pool: str) -> PoolScheduler:
@@ -41,13 +42,19 @@ class SchedulerRegistry:
                 sched.start()
         return sched
 
-    def on_pool_event(self, event: str, _old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
-        """Pools informer handler: start the scheduler of a live pool (deleted ones are :meth:`forget`-ed
-        by the pool controller once their pods are gone)."""
-        if event == "DELETED" or new is None or (new.get("metadata") or {}).get("deletionTimestamp"):
+    def on_pool_event(self, event: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        """Pools informer handler: start the scheduler of a live pool; stop it once the pool is gone (on
+        every replica: the leader's pool controller forgets it earlier, when the pool's pods are gone)."""
+        meta = (new or old or {}).get("metadata") or {}
+        if not meta.get("namespace") or not meta.get("name"):
             return
-        meta = new.get("metadata") or {}
-        if meta.get("namespace") and meta.get("name"):
+        if event == "DELETED":
+            sched = self._schedulers.pop(f"{meta['namespace']}/{meta['name']}", None)
+            if sched is not None:  # dropped now: a pool created again under the name gets a new one
+                task = asyncio.get_running_loop().create_task(sched.stop())
+                self._forgetting.add(task)
+                task.add_done_callback(self._forgetting.discard)
+        elif not meta.get("deletionTimestamp"):
             self.get(meta["namespace"], meta["name"])
 
     def on_pod_event(self, event: str, old: pv.Pod | None, new: pv.Pod | None) -> None:
@@ -84,6 +91,8 @@ class SchedulerRegistry:
         self._closed = True
         for key in list(self._schedulers):
             await self.forget(key)
+        if self._forgetting:
+            await asyncio.gather(*self._forgetting, return_exceptions=True)
 
     def __len__(self) -> int:
         return len(self._schedulers)
